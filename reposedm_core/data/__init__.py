@@ -1,0 +1,1 @@
+"""Data: the synthetic person world (``reposedm_core.data.synthetic``) and dataset readers."""
