@@ -1,0 +1,130 @@
+"""Build the bundled UI-format workflows in workflows/ from their API-format definitions below.
+
+The UI format (LiteGraph) is produced by the real ComfyUI front end: a ComfyUI server with this pack is
+started, each API prompt is loaded in headless Chromium with ``app.loadApiJson``, a note is added, the
+graph is laid out and ``app.graph.serialize()`` is written to ``workflows/<name>.json``.
+
+    .venv/bin/python scripts/build_workflows.py            # all
+    .venv/bin/python scripts/build_workflows.py pose_basics
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+from harness.comfy_server import ComfyServer  # noqa: E402
+
+log = logging.getLogger("build_workflows")
+
+# name -> (note text, API prompt). Seeds are fixed ("control_after_generate" is set to fixed below).
+WORKFLOWS: dict[str, tuple[str, dict]] = {
+    "pose_basics": (
+        "RePoseDM pose basics: a synthetic person and its exact pose (POSE_KEYPOINT), the pose rendered as an "
+        "OpenPose control image, saved as JSON, loaded back and rendered again. Swap Synthetic Person for a "
+        "DWPose/OpenPose preprocessor to work on photos.",
+        {
+            "1": {"class_type": "RePoseSyntheticPerson",
+                  "inputs": {"seed": 3, "pose_seed": 12, "width": 176, "height": 256, "batch_size": 4}},
+            "2": {"class_type": "RePoseRenderPose",
+                  "inputs": {"pose_keypoint": ["1", 1], "width": 0, "height": 0, "line_scale": 1.0}},
+            "3": {"class_type": "RePoseSavePoseJSON",
+                  "inputs": {"pose_keypoint": ["1", 1], "filename_prefix": "reposedm/pose", "normalized": False}},
+            "4": {"class_type": "RePoseLoadPoseJSON",
+                  "inputs": {"json_file": "(use json_text)", "json_text": ["3", 0], "units": "auto",
+                             "canvas_width": 0, "canvas_height": 0}},
+            "5": {"class_type": "RePoseRenderPose",
+                  "inputs": {"pose_keypoint": ["4", 0], "width": 352, "height": 512, "line_scale": 1.0}},
+            "6": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}},
+            "7": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "reposedm/skeleton"}},
+            "8": {"class_type": "PreviewImage", "inputs": {"images": ["5", 0]}},
+        },
+    ),
+}
+
+_JS_BUILD = """async ([prompt, name, note]) => {
+  app.graph.clear();
+  await app.loadApiJson(prompt, name);
+  for (const n of app.graph._nodes)
+    for (const w of (n.widgets || []))
+      if (w.name === 'control_after_generate') w.value = 'fixed';
+  // Layered layout: a node's column is the length of the longest path from a source to it.
+  const nodes = app.graph._nodes;
+  const depth = new Map();
+  const col = (n) => {
+    if (depth.has(n.id)) return depth.get(n.id);
+    let d = 0;
+    for (const input of (n.inputs || [])) {
+      if (input.link == null) continue;
+      const link = app.graph.links[input.link];
+      if (link) d = Math.max(d, col(app.graph.getNodeById(link.origin_id)) + 1);
+    }
+    depth.set(n.id, d);
+    return d;
+  };
+  const columns = [];
+  for (const n of [...nodes].sort((a, b) => a.id - b.id)) (columns[col(n)] ||= []).push(n);
+  let x = 40;
+  for (const c of columns) {
+    let y = 240;
+    const w = Math.max(...c.map(n => n.size[0]));
+    for (const n of c) { n.pos = [x, y]; y += n.size[1] + 80; }
+    x += w + 60;
+  }
+  const noteNode = LiteGraph.createNode('Note');
+  noteNode.widgets[0].value = note;
+  noteNode.pos = [40, 20];
+  noteNode.size = [Math.max(520, x - 100), 160];
+  app.graph.add(noteNode);
+  app.canvas.ds.offset = [70, 130];
+  app.canvas.ds.scale = Math.min(1, 1500 / x);
+  app.canvas.setDirty(true, true);
+  return JSON.stringify(app.graph.serialize());  // undefined fields stay absent (not null)
+}"""
+
+
+def build(names: list[str]) -> None:
+    from playwright.sync_api import sync_playwright
+
+    import requests
+
+    with ComfyServer(home=Path(tempfile.mkdtemp(prefix="reposedm-build-"))) as comfy, sync_playwright() as pw:
+        requests.post(comfy.base + "/settings/Comfy.TutorialCompleted", data="true", timeout=10)
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        page.goto(comfy.base + "/")
+        page.wait_for_function("() => window.app && window.app.graph && window.LiteGraph && "
+                               "window.LiteGraph.registered_node_types['RePoseSyntheticPerson']", timeout=90_000)
+        for name in names:
+            note, prompt = WORKFLOWS[name]
+            graph = json.loads(page.evaluate(_JS_BUILD, [prompt, name, note]))
+            out = REPO / "workflows" / f"{name}.json"
+            out.write_text(json.dumps(graph, indent=2) + "\n")
+            page.wait_for_timeout(300)
+            shots = REPO / "outputs" / "workflows"
+            shots.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(shots / f"{name}.png"))
+            log.info("wrote %s (%d nodes)", out.relative_to(REPO), len(graph["nodes"]))
+        browser.close()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("names", nargs="*", help=f"workflows to build (default: all of {sorted(WORKFLOWS)})")
+    args = parser.parse_args()
+    unknown = sorted(set(args.names) - set(WORKFLOWS))
+    if unknown:
+        parser.error(f"unknown workflow(s) {unknown}; choose from {sorted(WORKFLOWS)}")
+    build(args.names or list(WORKFLOWS))
+
+
+if __name__ == "__main__":
+    main()
