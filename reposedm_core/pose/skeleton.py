@@ -1,7 +1,8 @@
 """The canonical OpenPose-18 body skeleton: joint order, limbs and the standard OpenPose colours.
 
 Every pose tensor in this project is ``[..., 18, 3]`` = (x, y, confidence) in pixels of a stated
-canvas, joints in the order of :data:`JOINT_NAMES`; confidence 0 means the joint is missing.
+canvas, joints in the order of :data:`JOINT_NAMES`; confidence 0 means the joint is missing. Pixel
+coordinates follow OpenPose/OpenCV: pixel (row i, column j) has its centre at x = j, y = i.
 """
 from __future__ import annotations
 

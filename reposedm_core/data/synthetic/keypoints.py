@@ -3,6 +3,9 @@
 visibility: 2 = visible, 1 = in frame but hidden by the body (self-occluded), 0 = out of frame.
 confidence: 1 if visible; if occluded, 0 for face points (nose, eyes, ears: detectors drop a turned-away
 face) and 1 for body joints; 0 out of frame. Keypoints with confidence 0 have x = y = 0.
+
+Keypoints use the pose layer's pixel convention (OpenPose/OpenCV): pixel (i, j) has its centre at x = j,
+y = i. The camera projects onto a continuous canvas whose pixel centres are at j + 0.5, hence the shift.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from .skeleton import FACE_SITES, SHAPE, SJ, forward_kinematics, matvec3, openpo
 FACE_JOINTS = tuple(JOINT_INDEX[k] for k in ("nose", "r_eye", "l_eye", "r_ear", "l_ear"))
 BODY_TOLERANCE = 0.03  # x height: how far behind the surface a body joint may lie and still count as visible
 FACE_TOLERANCE = 0.012
+PIXEL_CENTRE = 0.5  # continuous canvas -> integer pixel-centre coordinates
 
 
 def joint_radii(shape: torch.Tensor) -> torch.Tensor:
@@ -54,6 +58,7 @@ def keypoints_and_visibility(joints3d: torch.Tensor, shape: torch.Tensor, cam: C
     hidden = surface < pts[..., 2] - joint_radii(shape) - tol
     vis = torch.where(inside, torch.where(hidden, 1, 2), 0).long()
     conf = ((vis == 2) | ((vis == 1) & ~face)).to(torch.float64)
+    xy = xy - PIXEL_CENTRE
     kp = torch.cat([xy * conf[..., None], conf[..., None]], -1)
     return kp.to(torch.float32), vis, xy.to(torch.float32)
 
@@ -86,6 +91,7 @@ def project_poses(shape: torch.Tensor, angles: torch.Tensor, camera_uniforms: to
     xy = cam.project(cam.to_camera(openpose18_from_3d(joints)))
     conf = ((xy[..., 0] >= 0) & (xy[..., 0] < width) & (xy[..., 1] >= 0) & (xy[..., 1] < height)).to(torch.float64)
     conf[:, list(FACE_JOINTS[:3])] *= face_towards_camera(frames, joints, cam).to(torch.float64)
+    xy = xy - PIXEL_CENTRE
     kp = torch.cat([xy * conf[..., None], conf[..., None]], -1)
     return {"keypoints": kp.to(torch.float32), "joints2d": xy.to(torch.float32),
             "camera_yaw": cam.yaw.remainder(2 * math.pi).to(torch.float32)}
