@@ -45,6 +45,29 @@ WORKFLOWS: dict[str, tuple[str, dict]] = {
             "8": {"class_type": "PreviewImage", "inputs": {"images": ["5", 0]}},
         },
     ),
+    "pose_repair": (
+        "Pose repair with the pose interaction field: synthetic poses are broken on purpose (Corrupt Pose), "
+        "scored (the blame image colours the culprit joints red), repaired onto the manifold of valid human "
+        "poses and scored again. Feed detected or hand-edited poses instead of the synthetic ones.",
+        {
+            "1": {"class_type": "RePoseSyntheticPerson",
+                  "inputs": {"seed": 5, "pose_seed": 40, "width": 176, "height": 256, "batch_size": 4}},
+            "2": {"class_type": "RePoseCorruptPose",
+                  "inputs": {"pose_keypoint": ["1", 1], "kind": "detached_joint", "strength": "strong", "seed": 1}},
+            "3": {"class_type": "RePosePoseFieldScore", "inputs": {"pose_keypoint": ["2", 0]}},
+            "4": {"class_type": "RePosePoseFieldRepair",
+                  "inputs": {"pose_keypoint": ["2", 0], "strength": 1.0, "steps": 8, "confidence_weight": 0.8}},
+            "5": {"class_type": "RePosePoseFieldScore", "inputs": {"pose_keypoint": ["4", 0]}},
+            "6": {"class_type": "RePoseRenderPose",
+                  "inputs": {"pose_keypoint": ["2", 0], "width": 0, "height": 0, "line_scale": 1.0}},
+            "7": {"class_type": "RePoseRenderPose",
+                  "inputs": {"pose_keypoint": ["4", 0], "width": 0, "height": 0, "line_scale": 1.0}},
+            "8": {"class_type": "PreviewImage", "inputs": {"images": ["3", 2]}},
+            "9": {"class_type": "PreviewImage", "inputs": {"images": ["5", 2]}},
+            "10": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "reposedm/broken"}},
+            "11": {"class_type": "SaveImage", "inputs": {"images": ["7", 0], "filename_prefix": "reposedm/repaired"}},
+        },
+    ),
 }
 
 _JS_BUILD = """async ([prompt, name, note]) => {

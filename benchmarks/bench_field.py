@@ -1,0 +1,53 @@
+"""Pose-field speed on this CPU: poses/s scored in batches, and ms per single-pose repair.
+
+    python benchmarks/bench_field.py [--threads 2] [--poses 65536]
+
+Figures are medians of several runs measured in one process (the machines are noisy; compare ratios).
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from reposedm_core.field import load_pose_field
+from reposedm_core.field import data as D
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--poses", type=int, default=65536)
+    p.add_argument("--repairs", type=int, default=50)
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    field = load_pose_field()
+    gen = torch.Generator().manual_seed(0)
+    bodies = D.sample_bodies(gen, 2048)
+    kp = D.project(bodies, gen=gen)
+    kp = kp[(kp[..., 2] > 0).sum(-1) >= 4]
+    batch = kp[torch.randint(0, len(kp), (args.poses,), generator=gen)]
+    field.distance(batch[:2048])  # warm-up
+    rates = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        field.distance(batch)
+        rates.append(len(batch) / (time.perf_counter() - t0))
+    print(f"scoring: {statistics.median(rates):,.0f} poses/s (median of 5 x {len(batch)} poses, "
+          f"{torch.get_num_threads()} threads)")
+    broken = D.corrupt(bodies[: args.repairs], kp[: args.repairs], "detached_joint", "medium", gen)
+    field.repair(broken[:1])
+    times, steps_used = [], []
+    for i in range(args.repairs):
+        t0 = time.perf_counter()
+        field.repair(broken[i:i + 1])
+        times.append((time.perf_counter() - t0) * 1000)
+    print(f"repair: {statistics.median(times):.1f} ms per single pose (median of {args.repairs}, up to 8 steps; "
+          f"p90 {sorted(times)[int(0.9 * len(times))]:.1f} ms)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,184 @@
+"""Pose-field nodes: score poses (which limb is wrong?), repair them, and break them on purpose for tests."""
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+
+import torch
+from comfy_api.latest import io
+
+from ..reposedm_core.pose import JOINT_INDEX, load_pose_keypoint, render_skeleton, to_pose_keypoint
+from ._common import CATEGORY, PoseKeypoint, image_from_core
+
+log = logging.getLogger("reposedm")
+_HANDS = (("hands_left", JOINT_INDEX["l_wrist"]), ("hands_right", JOINT_INDEX["r_wrist"]))
+
+
+@lru_cache(maxsize=2)
+def _field(path: str | None = None):
+    from ..reposedm_core.field import load_pose_field
+
+    return load_pose_field(path)  # a 55 KB network: it lives on the CPU
+
+
+def _people(frames):
+    """(frame index, person index, keypoints [18, 3]) for every person the field can score (>= 2 joints)."""
+    for f, frame in enumerate(frames):
+        for p in range(frame.num_people):
+            kp = frame.keypoints[p]
+            if int((kp[:, 2] > 0).sum()) >= 2:
+                yield f, p, kp
+
+
+def _heat_colours(magnitude: torch.Tensor) -> torch.Tensor:
+    """Per-joint gradient magnitude ``[18]`` -> colours ``[18, 3]`` from green (fine) through yellow to red."""
+    t = (magnitude / magnitude.max().clamp_min(1e-9)).clamp(0, 1)
+    return torch.stack([torch.clamp(2 * t, max=1.0), torch.clamp(2 - 2 * t, max=1.0), torch.zeros_like(t)], -1)
+
+
+def _render_heat(frame, grads: dict[int, torch.Tensor]) -> torch.Tensor:
+    """The frame's skeletons in grey with joints coloured by |d distance / d joint| (red = the culprit)."""
+    h, w = frame.height, frame.width
+    canvas = torch.zeros(3, h, w)
+    if frame.num_people:
+        canvas = render_skeleton(frame.keypoints[None], h, w)[0] * 0.35
+    ys, xs = torch.arange(h).view(h, 1), torch.arange(w).view(1, w)
+    radius = max(2.0, min(h, w) / 64)
+    for p, g in grads.items():
+        kp, colours = frame.keypoints[p], _heat_colours(g.norm(dim=-1))
+        scale = (radius * (1 + 1.5 * g.norm(dim=-1) / g.norm(dim=-1).max().clamp_min(1e-9)))
+        for j in range(18):
+            if kp[j, 2] > 0:
+                disc = ((xs - kp[j, 0]) ** 2 + (ys - kp[j, 1]) ** 2) <= scale[j] ** 2
+                canvas[:, disc] = colours[j, :, None]
+    return canvas
+
+
+class PoseFieldScore(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="RePosePoseFieldScore",
+            display_name="Pose Field Score (RePose)",
+            category=f"{CATEGORY}/pose",
+            description="Distance of each pose from the manifold of valid human poses (0 = plausible), and an "
+                        "image with each joint coloured by how much it is to blame (red = the broken limb).",
+            is_output_node=True,  # shows the scores on the node
+            inputs=[PoseKeypoint.Input("pose_keypoint", tooltip="The poses to score; every person of every frame.")],
+            outputs=[
+                io.Float.Output(display_name="scores", is_output_list=True,
+                                tooltip="One distance per person (frame by frame), in torso lengths."),
+                io.Float.Output(display_name="worst", tooltip="The largest distance over all people."),
+                io.Image.Output(display_name="blame_image", tooltip="Joints coloured by their share of the blame."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, pose_keypoint) -> io.NodeOutput:
+        frames = load_pose_keypoint(pose_keypoint, require_person=False)
+        field = _field()
+        people = list(_people(frames))
+        scores, per_frame = [], [dict() for _ in frames]
+        if people:
+            kp = torch.stack([k for _, _, k in people])
+            dist, grad = field.distance_and_gradient(kp)
+            for (f, p, _), d, g in zip(people, dist.tolist(), grad):
+                scores.append(float(d))
+                per_frame[f][p] = g
+        images = [_render_heat(frame, grads) for frame, grads in zip(frames, per_frame)]
+        if len({im.shape for im in images}) > 1:
+            raise ValueError("the frames have different canvases; score them separately or render them at one size")
+        text = [f"frame {f} person {p}: {d:.3f}" for (f, p, _), d in zip(people, scores)]
+        return io.NodeOutput(scores or [0.0], max(scores, default=0.0), image_from_core(torch.stack(images)),
+                             ui={"text": ["\n".join(text) or "no person with 2 or more joints"]})
+
+
+class PoseFieldRepair(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="RePosePoseFieldRepair",
+            display_name="Pose Field Repair (RePose)",
+            category=f"{CATEGORY}/pose",
+            description="Moves broken poses onto the manifold of valid human poses by gradient steps on the pose "
+                        "field, moving confident joints least. Hands and faces follow their wrists and nose.",
+            inputs=[
+                PoseKeypoint.Input("pose_keypoint", tooltip="The poses to repair."),
+                io.Float.Input("strength", default=1.0, min=0.0, max=1.0, step=0.05,
+                               tooltip="Fraction of the correction applied: 0 = unchanged, 1 = fully repaired."),
+                io.Int.Input("steps", default=8, min=0, max=64,
+                             tooltip="Maximum projection steps per pose; 0 disables repair."),
+                io.Float.Input("confidence_weight", default=0.8, min=0.0, max=1.0, step=0.05,
+                               tooltip="How strongly a joint's detection confidence holds it in place "
+                                       "(0 = all joints move alike)."),
+            ],
+            outputs=[PoseKeypoint.Output(display_name="pose_keypoint")],
+        )
+
+    @classmethod
+    def execute(cls, pose_keypoint, strength, steps, confidence_weight) -> io.NodeOutput:
+        frames = load_pose_keypoint(pose_keypoint, require_person=False)
+        people = list(_people(frames))
+        skipped = sum(f.num_people for f in frames) - len(people)
+        if skipped:
+            log.warning("Pose Field Repair: %d person(s) with fewer than 2 joints passed through unchanged", skipped)
+        if people:
+            kp = torch.stack([k for _, _, k in people])
+            fixed = _field().repair(kp, steps=steps, strength=strength, confidence_weight=confidence_weight)
+            for (f, p, old), new in zip(people, fixed):
+                frame = frames[f]
+                for attr, wrist in _HANDS:
+                    hand = getattr(frame, attr)[p]
+                    if hand is not None:
+                        shift = (new[wrist, :2] - old[wrist, :2]) * (hand[:, 2:] > 0)
+                        hand[:, :2] += shift
+                face = frame.faces[p]
+                if face is not None:
+                    nose = JOINT_INDEX["nose"]
+                    face[:, :2] += (new[nose, :2] - old[nose, :2]) * (face[:, 2:] > 0)
+                frame.keypoints[p] = new
+        return io.NodeOutput(to_pose_keypoint(frames))
+
+
+class CorruptPose(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        from ..reposedm_core.field.corrupt import CORRUPTIONS_2D, STRENGTHS
+
+        return io.Schema(
+            node_id="RePoseCorruptPose",
+            display_name="Corrupt Pose (RePose)",
+            category=f"{CATEGORY}/pose",
+            description="Breaks poses on purpose (for testing repair and guidance): joint noise, a too-long bone, "
+                        "swapped left/right joints or a detached joint.",
+            inputs=[
+                PoseKeypoint.Input("pose_keypoint", tooltip="The poses to break."),
+                io.Combo.Input("kind", options=list(CORRUPTIONS_2D), default="detached_joint",
+                               tooltip="What goes wrong with each pose."),
+                io.Combo.Input("strength", options=list(STRENGTHS), default="medium", tooltip="How badly."),
+                io.Int.Input("seed", default=0, min=0, max=2**31 - 1, tooltip="Which joints and directions."),
+            ],
+            outputs=[PoseKeypoint.Output(display_name="pose_keypoint")],
+        )
+
+    @classmethod
+    def execute(cls, pose_keypoint, kind, strength, seed) -> io.NodeOutput:
+        from ..reposedm_core.field.corrupt import CORRUPTIONS_2D
+        from ..reposedm_core.pose.normalize import root_and_scale
+
+        frames = load_pose_keypoint(pose_keypoint, require_person=False)
+        gen = torch.Generator().manual_seed(seed)
+        for frame in frames:
+            for p in range(frame.num_people):
+                kp = frame.keypoints[p:p + 1]
+                present = kp[..., 2] > 0
+                if int(present.sum()) < 2:
+                    continue
+                center, scale, _ = root_and_scale(kp)
+                xy = (kp[..., :2] - center[:, None]) / scale[:, None, None]
+                bad = CORRUPTIONS_2D[kind](xy, present, strength, gen) * scale[:, None, None] + center[:, None]
+                frame.keypoints[p, :, :2] = torch.where(present[0, :, None], bad[0], kp[0, :, :2])
+        return io.NodeOutput(to_pose_keypoint(frames))
+
+
+NODES = [PoseFieldScore, PoseFieldRepair, CorruptPose]

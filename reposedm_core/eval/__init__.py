@@ -1,0 +1,1 @@
+"""Evaluation CLIs: ``python -m reposedm_core.eval {field,...} --help``."""

@@ -1,0 +1,143 @@
+"""The pose field as users call it: distances, per-joint gradients and repair of pixel keypoints.
+
+    field = load_pose_field()                 # the weights shipped in the package
+    d = field.distance(kp)                    # kp [..., 18, 3] pixels -> [...] torso lengths
+    fixed = field.repair(kp)                  # projected onto the manifold of valid poses
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from ..pose.normalize import root_and_scale
+from ..pose.validate import check_keypoints
+from ..utils.checkpoint import load_state_strict, read_checkpoint, save_checkpoint
+from .model import FieldConfig, PoseInteractionField
+
+KIND = "pose-interaction-field"
+SHIPPED = Path(__file__).resolve().parents[1] / "weights" / "pose_field.safetensors"
+CHUNK = 1024  # poses per forward pass when scoring: small enough to stay in the CPU cache
+
+
+class PoseField:
+    """A trained :class:`PoseInteractionField` with calibration figures from its training run."""
+
+    def __init__(self, model: PoseInteractionField, calibration: dict | None = None):
+        self.model = model.eval()
+        self.calibration = dict(calibration or {})
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def valid_threshold(self) -> float:
+        """95th percentile of the distance of held-out valid poses (the repair target)."""
+        return float(self.calibration.get("valid_p95", 0.1))
+
+    def to(self, device: torch.device | str) -> "PoseField":
+        self.model.to(device)
+        return self
+
+    def _check(self, keypoints) -> torch.Tensor:
+        kp = check_keypoints(keypoints).to(self.device)
+        count = (kp[..., 2] > 0).sum(-1)
+        if (count < 2).any():
+            flat = count.reshape(-1)
+            bad = int(torch.nonzero(flat < 2)[0])
+            raise ValueError(f"pose {bad} has {int(flat[bad])} confident joint(s); the pose field needs at least "
+                             "2 (a pose with all joints missing has no distance to the manifold)")
+        return kp
+
+    def distance(self, keypoints) -> torch.Tensor:
+        """keypoints ``[..., 18, 3]`` pixels -> distance to the valid-pose manifold ``[...]`` (torso lengths)."""
+        kp = self._check(keypoints)
+        flat = kp.reshape(-1, 18, 3)
+        with torch.inference_mode():
+            out = torch.cat([self.model(flat[i:i + CHUNK]) for i in range(0, len(flat), CHUNK)]) \
+                if len(flat) else flat.new_zeros(0)
+        return out.reshape(kp.shape[:-2])
+
+    def distance_and_gradient(self, keypoints) -> tuple[torch.Tensor, torch.Tensor]:
+        """(distance ``[...]``, d distance / d pixel xy ``[..., 18, 2]``); zero gradient on missing joints."""
+        kp = self._check(keypoints)
+        with torch.inference_mode(False), torch.enable_grad():
+            xy = kp[..., :2].detach().clone().requires_grad_(True)
+            d = self.model(torch.cat([xy, kp[..., 2:].detach().clone()], -1))
+            (grad,) = torch.autograd.grad(d.sum(), xy)
+        return d.detach(), grad * (kp[..., 2:] > 0)
+
+    def repair(self, keypoints, steps: int = 8, strength: float = 1.0, confidence_weight: float = 0.8,
+               tolerance: float | None = None, max_step: float = 0.25) -> torch.Tensor:
+        """Project poses onto the manifold of valid poses by weighted first-order steps.
+
+        Each step moves x by ``-d(x) W g / (g^T W g)`` (g = grad d, W = per-joint weights), which zeroes the
+        field to first order; weights ``1 - confidence_weight * confidence`` move confident joints least.
+        Stops per pose once ``d < tolerance`` (default: the valid poses' 95th percentile). No joint moves more
+        than ``max_step`` torso lengths in one step (a trust region where the field is flat).
+
+        Args:
+            keypoints: ``[..., 18, 3]`` pixels.
+            steps: maximum number of projection steps (0 returns the input).
+            strength: 0..1, the fraction of the correction applied (0 = unchanged, 1 = fully repaired).
+            confidence_weight: 0..1, how much a joint's confidence holds it in place.
+            tolerance: distance (torso lengths) under which a pose counts as valid.
+
+        Returns:
+            keypoints ``[..., 18, 3]``: missing joints and all confidences unchanged.
+        """
+        if not 0.0 <= strength <= 1.0:
+            raise ValueError(f"strength must be in [0, 1], got {strength}")
+        if not 0.0 <= confidence_weight <= 1.0:
+            raise ValueError(f"confidence_weight must be in [0, 1], got {confidence_weight}")
+        if steps < 0:
+            raise ValueError(f"steps must be >= 0, got {steps}")
+        kp = self._check(keypoints)
+        tol = self.valid_threshold if tolerance is None else float(tolerance)
+        flat = kp.reshape(-1, 18, 3).clone()
+        present = flat[..., 2:] > 0
+        weight = (1.0 - confidence_weight * flat[..., 2:].clamp(0, 1)).clamp_min(0.05) * present
+        xy = flat[..., :2].clone()
+        limit = max_step * root_and_scale(flat)[1][:, None, None]      # pixels
+        for _ in range(steps):
+            d, g = self.distance_and_gradient(torch.cat([xy, flat[..., 2:]], -1))
+            active = (d > tol).to(xy.dtype)[:, None, None]
+            if not active.any():
+                break
+            wg = weight * g
+            denom = (wg * g).sum((1, 2)).clamp_min(1e-12)[:, None, None]
+            step = d[:, None, None] * wg / denom
+            longest = step.norm(dim=-1, keepdim=True).amax(1, keepdim=True)
+            step = step * (limit / longest.clamp_min(1e-12)).clamp(max=1.0)
+            xy = xy - active * step
+        xy = flat[..., :2] + strength * (xy - flat[..., :2])
+        out = torch.cat([torch.where(present, xy, flat[..., :2]), flat[..., 2:]], -1)
+        return out.reshape(kp.shape)
+
+
+def save_pose_field(model: PoseInteractionField, path: str | os.PathLike, calibration: dict) -> Path:
+    """Write a field checkpoint (safetensors; config and calibration in the metadata)."""
+    return save_checkpoint(path, KIND, model.config.to_dict(), model.state_dict(), extra=calibration)
+
+
+def load_pose_field(path: str | os.PathLike | None = None, device: torch.device | str | None = None) -> PoseField:
+    """Load a pose field; ``path=None`` loads the weights shipped in the package."""
+    path = Path(path) if path is not None else SHIPPED
+    if path == SHIPPED and not SHIPPED.is_file():
+        raise FileNotFoundError(f"the shipped pose field {SHIPPED} is missing; reinstall the pack or train one "
+                                "with `python -m reposedm_core.train field --out ...`")
+    # Normal (not inference-mode) tensors even when called under torch.inference_mode(), as ComfyUI runs
+    # prompts: the field is differentiated (gradients w.r.t. keypoints) in repair and guidance.
+    with torch.inference_mode(False):
+        config, tensors, extra = read_checkpoint(path, KIND)
+        try:
+            model = PoseInteractionField(FieldConfig(**config))
+        except TypeError as e:
+            raise ValueError(f"{path.name}: its config {config} does not describe a pose field ({e})") from e
+        load_state_strict(model, tensors, path.name)
+        field = PoseField(model, extra)
+    return field.to(device) if device is not None else field

@@ -1,0 +1,76 @@
+"""Seeded datasets of valid and corrupted poses with target distances, shared by training and evaluation."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+
+from .corrupt import STRENGTHS
+from .data import KINDS, corrupt, make_bank, normalised, project, sample_bodies, target_distance
+from .distance import aligned_distance
+
+log = logging.getLogger(__name__)
+NO_OP = 0.02  # a "corruption" that moved the visible pose less than this (torso lengths) changed nothing
+MAX_TARGET = 4.0  # torso lengths; farther poses are all "very broken" (keeps rare projections from dominating L1)
+
+
+@dataclass
+class FieldData:
+    """Normalised poses: valid ``[Nv, 18, 2]`` + presence, corrupted ``[Nc, 18, 2]`` + presence + target ``[Nc]``,
+    and per corrupted pose its kind/strength index and the pixel poses (for repair evaluation)."""
+
+    valid_xy: torch.Tensor
+    valid_present: torch.Tensor
+    bad_xy: torch.Tensor
+    bad_present: torch.Tensor
+    target: torch.Tensor
+    kind: torch.Tensor        # [Nc] index into KINDS
+    strength: torch.Tensor    # [Nc] index into STRENGTHS
+    valid_kp: torch.Tensor    # [Nv, 18, 3] pixels
+    bad_kp: torch.Tensor      # [Nc, 18, 3] pixels
+    source_kp: torch.Tensor   # [Nc, 18, 3] pixels: the valid pose each corruption came from
+
+
+def build(seed: int, n: int, bank_size: int, height: int = 256, width: int = 176, chunk: int = 20000,
+          progress=None, fit_steps: int = 40) -> FieldData:
+    """n valid and about n corrupted poses (every kind x strength equally), from generator seed ``seed``.
+
+    Corruptions that left the visible pose unchanged (e.g. a swapped joint that was not visible) are dropped.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    bank = make_bank(gen, bank_size, height, width)
+    parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("valid", "bad", "src", "kind", "strength", "target")}
+    combos = [(k, s) for k in range(len(KINDS)) for s in range(len(STRENGTHS))]
+    done = 0
+    while done < n:
+        m = min(chunk, n - done)
+        bodies = sample_bodies(gen, m)
+        kp = project(bodies, height=height, width=width, gen=gen)
+        ok = (kp[..., 2] > 0).sum(-1) >= 4          # a pose the field can say something about
+        parts["valid"].append(kp[ok])
+        combo = torch.randint(0, len(combos), (m,), generator=gen)
+        bad = torch.zeros_like(kp)
+        for c, (k, s) in enumerate(combos):
+            rows = combo == c
+            if rows.any():
+                sub = bodies[rows]
+                bad[rows] = corrupt(sub, kp[rows], KINDS[k], STRENGTHS[s], gen, height, width)
+        q, present = normalised(bad)
+        src, _ = normalised(torch.cat([kp[..., :2], bad[..., 2:]], -1))
+        moved = aligned_distance(q, src, present) >= NO_OP
+        sane = (bad[..., :2].abs() < 10 * max(height, width)).all(-1).all(-1)  # nothing projected to infinity
+        keep = ok & moved & sane
+        parts["bad"].append(bad[keep])
+        parts["src"].append(kp[keep])
+        parts["kind"].append(torch.tensor([combos[c][0] for c in combo[keep].tolist()], dtype=torch.long))
+        parts["strength"].append(torch.tensor([combos[c][1] for c in combo[keep].tolist()], dtype=torch.long))
+        parts["target"].append(target_distance(bad[keep], kp[keep], bank, bodies[keep], fit_steps).clamp(max=MAX_TARGET))
+        done += m
+        if progress is not None:
+            progress(m)
+    valid_kp, bad_kp = torch.cat(parts["valid"]), torch.cat(parts["bad"])
+    vxy, vp = normalised(valid_kp)
+    bxy, bp = normalised(bad_kp)
+    return FieldData(vxy, vp, bxy, bp, torch.cat(parts["target"]), torch.cat(parts["kind"]),
+                     torch.cat(parts["strength"]), valid_kp, bad_kp, torch.cat(parts["src"]))

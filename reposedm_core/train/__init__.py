@@ -1,0 +1,1 @@
+"""Training CLIs: ``python -m reposedm_core.train {field,...} --help``."""
