@@ -5,7 +5,7 @@ import argparse
 import importlib
 import logging
 
-PARTS = {"field": "reposedm_core.eval.field"}
+PARTS = {"field": "reposedm_core.eval.field", "estimator": "reposedm_core.eval.estimator"}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,7 +6,7 @@ import importlib
 import logging
 
 # subcommand -> module with add_arguments(parser) and run(args)
-PARTS = {"field": "reposedm_core.train.field"}
+PARTS = {"field": "reposedm_core.train.field", "estimator": "reposedm_core.train.estimator"}
 
 
 def main(argv: list[str] | None = None) -> None:
