@@ -7,6 +7,7 @@ always gives the identical image, whatever else is in the batch.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -19,14 +20,14 @@ from PIL import Image, ImageDraw
 
 from ...pose.skeleton import COLORS, LIMBS, NUM_RENDERED_LIMBS
 from .appearance import NUM_APPEARANCE_UNIFORMS, appearance_from_uniforms, background
-from .camera import NUM_CAMERA_UNIFORMS, make_camera
+from .camera import NUM_CAMERA_UNIFORMS, Camera, make_camera
 from .keypoints import keypoints_and_visibility, project_poses
 from .parts import build_parts
 from .poses import NUM_POSE_UNIFORMS, pose_angles_from_uniforms, sample_pose_angles
 from .render import rasterize
 from .seeds import (STREAM_APPEARANCE, STREAM_CAMERA, STREAM_POSE, STREAM_SHAPE, as_seed_list, mix,
                     seeded_uniforms)
-from .skeleton import NUM_SHAPE_UNIFORMS, SHAPE, body_shape_from_uniforms, forward_kinematics, sample_body_shape
+from .skeleton import NUM_DOFS, NUM_SHAPE_UNIFORMS, SHAPE, body_shape_from_uniforms, forward_kinematics, sample_body_shape
 
 log = logging.getLogger("reposedm.synthetic")
 
@@ -45,8 +46,12 @@ def split_of_seed(seed: int) -> str:
 
 def render_people(identity_seeds: Sequence[int] | torch.Tensor | int, pose_seeds: Sequence[int] | torch.Tensor | int,
                   height: int = 256, width: int = 176, device: str | torch.device = "cpu",
-                  prior: str = "mixed") -> dict[str, torch.Tensor]:
+                  prior: str = "mixed", angles: torch.Tensor | None = None,
+                  fixed_camera: bool = False) -> dict[str, torch.Tensor]:
     """Render one person per (identity seed, pose seed).
+
+    ``angles`` ``[B, NUM_DOFS]`` (radians) replaces the pose seeds' joint angles (e.g. an interpolated pose
+    sequence); ``fixed_camera`` frames every item with the first item's camera (a steady shot, for sequences).
 
     Returns ``image [B, 3, H, W]`` 0..1, ``keypoints [B, 18, 3]`` (x, y, confidence in pixels, OpenPose-18,
     confidence 0 -> x = y = 0), ``visibility [B, 18]`` long (2 visible, 1 self-occluded, 0 out of frame),
@@ -66,6 +71,10 @@ def render_people(identity_seeds: Sequence[int] | torch.Tensor | int, pose_seeds
     if height < 16 or width < 16:
         raise ValueError(f"image size must be at least 16 x 16, got {height} x {width}")
     chunk = max(1, MAX_PIXELS_PER_CALL // (height * width))
+    if angles is not None and tuple(angles.shape) != (len(ids), NUM_DOFS):
+        raise ValueError(f"angles must be [{len(ids)}, {NUM_DOFS}] radians, got {tuple(angles.shape)}")
+    if fixed_camera and len(ids) > chunk:
+        raise ValueError(f"fixed_camera renders at most {chunk} images of {height}x{width} per call, got {len(ids)}")
     if len(ids) > chunk:  # bound the memory of the render buffers; results do not depend on the batch
         outs = [render_people(ids[i:i + chunk], poses[i:i + chunk], height, width, device, prior)
                 for i in range(0, len(ids), chunk)]
@@ -73,9 +82,17 @@ def render_people(identity_seeds: Sequence[int] | torch.Tensor | int, pose_seeds
     shape = body_shape_from_uniforms(seeded_uniforms(ids, STREAM_SHAPE, NUM_SHAPE_UNIFORMS))
     app = appearance_from_uniforms(seeded_uniforms(ids, STREAM_APPEARANCE, NUM_APPEARANCE_UNIFORMS),
                                    shape[:, SHAPE["femininity"]], shape[:, SHAPE["child"]])
-    angles = pose_angles_from_uniforms(seeded_uniforms(poses, STREAM_POSE, NUM_POSE_UNIFORMS), prior)
+    if angles is None:
+        angles = pose_angles_from_uniforms(seeded_uniforms(poses, STREAM_POSE, NUM_POSE_UNIFORMS), prior)
+    angles = angles.to(torch.float64)
     joints, frames = forward_kinematics(shape, angles, return_frames=True)
-    cam = make_camera(seeded_uniforms(poses, STREAM_CAMERA, NUM_CAMERA_UNIFORMS), joints, height, width)
+    cam_u = seeded_uniforms(poses, STREAM_CAMERA, NUM_CAMERA_UNIFORMS)
+    if fixed_camera:
+        first = make_camera(cam_u[:1], joints[:1], height, width)
+        cam = Camera(**{f.name: getattr(first, f.name).expand(len(ids), *getattr(first, f.name).shape[1:])
+                        for f in dataclasses.fields(Camera)})
+    else:
+        cam = make_camera(cam_u, joints, height, width)
     parts = build_parts(joints, frames, shape, app)
     dev = torch.device(device)
     bg = background(app.background.to(dev), cam.floor_line.to(dev), cam.shadow.to(dev), height, width)

@@ -1,0 +1,97 @@
+"""Sampling with diffusers schedulers, in the k-diffusion style: one loop, a per-step ``callback`` dict
+(``x``, ``i``, ``t``, ``denoised``), an ``interrupt`` check, and guidance as a hook on the clean-image estimate.
+
+All schedulers here work on the variance-preserving x_t of the training scheduler (no input scaling), so the
+clean-image estimate x0 and the model output convert into each other in closed form (below), whatever the
+scheduler does with the output afterwards.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+
+# name -> (diffusers class name, extra config)
+SCHEDULERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "ddim": ("DDIMScheduler", {}),
+    "dpmpp_2m": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2}),
+    "unipc": ("UniPCMultistepScheduler", {}),
+    "ddpm": ("DDPMScheduler", {}),
+}
+
+Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+X0Hook = Callable[[torch.Tensor, int, torch.Tensor], torch.Tensor]
+
+
+def make_scheduler(name: str, train_config: dict[str, Any]):
+    """A fresh diffusers scheduler ``name`` built from the training scheduler's config."""
+    import diffusers
+
+    if name not in SCHEDULERS:
+        raise ValueError(f"unknown scheduler {name!r}; choose one of {sorted(SCHEDULERS)}")
+    cls_name, extra = SCHEDULERS[name]
+    cls = getattr(diffusers, cls_name)
+    return cls.from_config({**train_config, **extra})
+
+
+def _alpha(scheduler, t: torch.Tensor, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    ab = scheduler.alphas_cumprod.to(like.device)[t.long().to(like.device)].to(like.dtype)
+    return ab.sqrt().view(-1, 1, 1, 1), (1 - ab).sqrt().view(-1, 1, 1, 1)
+
+
+def x0_from_output(scheduler, output: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Clean-image estimate from the model output (eq. of the scheduler's ``prediction_type``)."""
+    a, s = _alpha(scheduler, t.expand(x.shape[0]), x)
+    kind = scheduler.config.prediction_type
+    if kind == "epsilon":
+        return (x - s * output) / a          # x = a x0 + s eps
+    if kind == "v_prediction":
+        return a * x - s * output            # v = a eps - s x0  (Salimans & Ho 2022)
+    if kind == "sample":
+        return output
+    raise ValueError(f"unsupported prediction_type {kind!r}")
+
+
+def output_from_x0(scheduler, x0: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """The model output that corresponds to a (corrected) clean-image estimate x0 at the same x_t."""
+    a, s = _alpha(scheduler, t.expand(x.shape[0]), x)
+    eps = (x - a * x0) / s
+    kind = scheduler.config.prediction_type
+    if kind == "epsilon":
+        return eps
+    if kind == "v_prediction":
+        return a * eps - s * x0
+    return x0
+
+
+def sample(denoise: Denoise, noise: torch.Tensor, scheduler, steps: int, *, generator: torch.Generator | None = None,
+           callback: Callable[[dict], None] | None = None, interrupt: Callable[[], None] | None = None,
+           x0_hook: X0Hook | None = None) -> torch.Tensor:
+    """Run ``steps`` scheduler steps from ``noise`` and return the final sample.
+
+    Args:
+        denoise: ``(x_t, t) -> model output`` (CFG already applied).
+        noise: ``[B, C, H, W]`` initial x_T (unit Gaussian).
+        callback: called every step with ``{"x", "i", "t", "denoised"}`` (denoised = x0 after any hook).
+        interrupt: called before every step; raise from it to cancel.
+        x0_hook: ``(x0, i, t) -> x0`` correction of the clean-image estimate (guidance); the step then
+            completes from the corrected x0.
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    scheduler.set_timesteps(steps, device=noise.device)
+    x = noise * scheduler.init_noise_sigma
+    step_kwargs = {"generator": generator} if generator is not None else {}  # stochastic schedulers only
+    for i, t in enumerate(scheduler.timesteps):
+        if interrupt is not None:
+            interrupt()
+        out = denoise(x, t)
+        x0 = x0_from_output(scheduler, out, x, t)
+        if x0_hook is not None:
+            corrected = x0_hook(x0, i, t)
+            if corrected is not x0:  # an untouched step stays bit-identical to unguided sampling
+                x0, out = corrected, output_from_x0(scheduler, corrected, x, t)
+        if callback is not None:
+            callback({"x": x, "i": i, "t": t, "denoised": x0})
+        x = scheduler.step(out, t, x, **step_kwargs).prev_sample
+    return x

@@ -1,0 +1,148 @@
+"""The RePoseDM model on tiny seeded components: alignment, denoiser, sampler, letterbox, checkpoints, training."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from reposedm_core.data.synthetic import SyntheticWorld
+from reposedm_core.models import RePoseConfig, RePoseModel, load_model, save_model
+from reposedm_core.models.flow import limb_flow, resize_flow, warp
+from reposedm_core.models.frame import Letterbox
+from reposedm_core.sampling import SCHEDULERS, output_from_x0, x0_from_output
+from reposedm_core.utils.checkpoint import CheckpointError
+
+from harness.tiny_models import TINY
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return RePoseModel(TINY).eval()
+
+
+@pytest.fixture(scope="module")
+def pair():
+    return SyntheticWorld("val", height=80, width=56, prior="natural").pairs([0, 1])
+
+
+def test_flow_is_identity_for_the_same_pose_and_follows_a_shift(pair):
+    kp = pair["source_keypoints"]
+    assert limb_flow(kp, kp, 40, 28).abs().max() < 1e-2
+    shifted = kp.clone()
+    shifted[..., 0] += 3 * (kp[..., 2] > 0)
+    flow = limb_flow(kp, shifted, 80, 56)
+    x, y = shifted[0, 1, :2].round().long().tolist()  # at the target neck the flow points 3 px back
+    assert flow[0, 0, y, x] == pytest.approx(-3, abs=0.3)
+
+
+def test_warp_with_zero_flow_is_identity_and_resize_scales_vectors():
+    img = torch.rand(2, 3, 16, 12)
+    assert torch.allclose(warp(img, torch.zeros(2, 2, 16, 12)), img, atol=1e-5)
+    flow = torch.ones(1, 2, 8, 6)
+    assert torch.allclose(resize_flow(flow, 16, 12), torch.full((1, 2, 16, 12), 2.0))
+
+
+def test_letterbox_round_trips_images_and_poses():
+    box = Letterbox(100, 50, 32, 24)
+    img = torch.rand(1, 3, 100, 50)
+    assert box.image_in(img).shape == (1, 3, 32, 24)
+    kp = torch.tensor([[[10.0, 20.0, 1.0]] + [[0.0, 0.0, 0.0]] * 17])
+    assert torch.allclose(box.pose_out(box.pose_in(kp)), kp, atol=1e-4)
+    assert box.pose_in(kp)[0, 1].tolist() == [0.0, 0.0, 0.0]  # missing stays missing
+    assert box.image_out(box.image_in(img)).shape == img.shape
+
+
+def test_align_outputs_at_input_size_and_iterations_zero(model, pair):
+    a = model.align(pair["source_image"], pair["source_keypoints"], pair["target_keypoints"], iterations=2)
+    assert a.warped.shape == (2, 3, 80, 56) and 0 <= a.warped.min() and a.warped.max() <= 1
+    assert len(a.inner.iterates) == 2 * 2  # every iterate of both scales is returned
+    assert [f.shape[-2:] for f in a.inner.features] == [(32, 24), (16, 12), (8, 6), (4, 3)]
+    a0 = model.align(pair["source_image"], pair["source_keypoints"], pair["target_keypoints"], iterations=0)
+    assert a0.inner.iterates == [] and a0.warped.shape == a.warped.shape
+
+
+def test_sampling_is_deterministic_and_seed_dependent(model, pair):
+    a = model.align(pair["source_image"], pair["source_keypoints"], pair["target_keypoints"])
+    x1 = model.sample(a, steps=3, cfg=2.0, seed=5)
+    x2 = model.sample(a, steps=3, cfg=2.0, seed=5)
+    x3 = model.sample(a, steps=3, cfg=2.0, seed=6)
+    assert x1.shape == (2, 3, 80, 56)
+    assert torch.equal(x1, x2) and not torch.equal(x1, x3)
+
+
+@pytest.mark.parametrize("scheduler", sorted(SCHEDULERS))
+def test_every_scheduler_runs_and_reports_each_step(model, pair, scheduler):
+    a = model.align(pair["source_image"][:1], pair["source_keypoints"][:1], pair["target_keypoints"][:1])
+    seen = []
+    out = model.sample(a, steps=3, cfg=1.0, seed=0, scheduler=scheduler, callback=lambda d: seen.append(d["i"]))
+    assert seen == [0, 1, 2] and torch.isfinite(out).all()
+
+
+def test_interrupt_stops_sampling(model, pair):
+    a = model.align(pair["source_image"][:1], pair["source_keypoints"][:1], pair["target_keypoints"][:1])
+    calls = []
+
+    def interrupt():
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("stop")
+
+    with pytest.raises(KeyboardInterrupt):
+        model.sample(a, steps=5, interrupt=interrupt)
+    assert len(calls) == 2
+
+
+def test_x0_and_model_output_convert_both_ways(model):
+    sched = model.train_scheduler
+    x, out, t = torch.randn(2, 3, 4, 4), torch.randn(2, 3, 4, 4), torch.tensor(500)
+    x0 = x0_from_output(sched, out, x, t)
+    assert torch.allclose(output_from_x0(sched, x0, x, t), out, atol=1e-4)
+
+
+def test_align_rejects_bad_input_with_clear_errors(model, pair):
+    src, sk, tk = pair["source_image"], pair["source_keypoints"], pair["target_keypoints"]
+    empty = torch.zeros_like(tk)
+    with pytest.raises(ValueError, match="target_pose 0 has 0 confident joints"):
+        model.align(src, sk, empty)
+    with pytest.raises(ValueError, match=r"\[B, 3, H, W\]"):
+        model.align(src[:, :1], sk, tk)
+    with pytest.raises(ValueError, match="one pose per image"):
+        model.align(src, sk[:1], tk)
+
+
+def test_checkpoint_round_trip_and_errors(model, pair, tmp_path):
+    path = save_model(model, tmp_path / "tiny.safetensors", dtype=torch.float32)
+    again = load_model(path)
+    a = model.align(pair["source_image"][:1], pair["source_keypoints"][:1], pair["target_keypoints"][:1])
+    b = again.align(pair["source_image"][:1], pair["source_keypoints"][:1], pair["target_keypoints"][:1])
+    assert torch.equal(model.sample(a, steps=2, seed=1), again.sample(b, steps=2, seed=1))
+    truncated = tmp_path / "cut.safetensors"
+    truncated.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        load_model(truncated)
+    from safetensors.torch import save_file
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"w": torch.zeros(2)}, str(foreign))
+    with pytest.raises(CheckpointError, match="not a RePoseDM checkpoint"):
+        load_model(foreign)
+    pickle = tmp_path / "model.pth"
+    torch.save(model.state_dict(), pickle)
+    with pytest.raises(CheckpointError, match="never pickles"):
+        load_model(pickle)
+
+
+def test_training_runs_resumes_and_writes_a_loadable_model(tmp_path):
+    from reposedm_core.train.__main__ import main
+
+    cfg = tmp_path / "tiny.json"
+    cfg.write_text(json.dumps({"model": TINY.to_dict(), "train": {"steps": 3, "batch": 2, "sample_every": 2,
+                                                                   "checkpoint_every": 2, "sample_steps": 2}}))
+    out = tmp_path / "run"
+    main(["transfer", "--config", str(cfg), "--out", str(out)])
+    assert (out / "samples" / "step_000002.png").is_file() and (out / "state.safetensors").is_file()
+    lines = (out / "log.jsonl").read_text().splitlines()
+    assert json.loads(lines[0])["diffusion"] > 0
+    main(["transfer", "--config", str(cfg), "--out", str(out), "--steps", "4"])  # resumes at 3
+    assert load_model(out / "model.safetensors").config == TINY
