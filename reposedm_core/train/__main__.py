@@ -6,7 +6,8 @@ import importlib
 import logging
 
 # subcommand -> module with add_arguments(parser) and run(args)
-PARTS = {"field": "reposedm_core.train.field", "estimator": "reposedm_core.train.estimator"}
+PARTS = {"field": "reposedm_core.train.field", "transfer": "reposedm_core.train.transfer",
+         "estimator": "reposedm_core.train.estimator"}
 
 
 def main(argv: list[str] | None = None) -> None:
