@@ -5,7 +5,8 @@ import argparse
 import importlib
 import logging
 
-PARTS = {"field": "reposedm_core.eval.field", "estimator": "reposedm_core.eval.estimator"}
+PARTS = {"field": "reposedm_core.eval.field", "estimator": "reposedm_core.eval.estimator",
+         "transfer": "reposedm_core.eval.transfer"}
 
 
 def main(argv: list[str] | None = None) -> None:
