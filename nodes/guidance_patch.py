@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from ..reposedm_core.guidance import pose_loss
+from ..reposedm_core.guidance import guidance_loss
 from ..reposedm_core.models.frame import Letterbox
 from ..reposedm_core.pose import load_pose_keypoint
 
@@ -84,8 +84,8 @@ def patch_model(model, vae, target_pose, guidance):
             target = target.expand(image.shape[0], -1, -1)
             estimator = guidance.estimator.to(image.device)
             guidance.field.to(image.device)
-            loss = pose_loss(estimator(image), target, guidance.field.model, guidance.target_weight,
-                             guidance.weights)
+            loss = guidance_loss(estimator, image, target, guidance.field.model, guidance.target_weight,
+                                 guidance.weights)
             (g,) = torch.autograd.grad(loss.sum(), z)
         noise_level = s if flow else s / math.sqrt(1 + s * s)   # eps models: sqrt(1 - alpha_bar)
         step = (z.detach() - guidance.correct(z.detach(), g, torch.tensor(noise_level))).to(denoised)

@@ -53,6 +53,33 @@ def pose_loss(estimated: torch.Tensor, target: torch.Tensor, field_model, target
     return dist + target_weight * (w * err).sum(-1) / w.sum(-1).clamp_min(1.0)
 
 
+def guidance_loss(estimator, images: torch.Tensor, target: torch.Tensor, field_model, target_weight: float,
+                  weights: torch.Tensor) -> torch.Tensor:
+    """The loss guidance descends, ``[B]``, differentiable w.r.t. ``images`` (0..1).
+
+    Like :func:`pose_loss`, except that the target term reads the estimator's soft-argmax coordinates of every
+    joint the target shows, detected or not: a thresholded-away joint sits at (0, 0) with no gradient, so a
+    limb the image has not drawn yet could never be pulled into place. The field term uses the thresholded
+    pose (joints the estimator does not see are missing, as the field expects). Estimators without
+    ``predict`` (any ``images -> [B, 18, 3]`` callable) fall back to :func:`pose_loss`.
+    """
+    predict = getattr(estimator, "predict", None)
+    if predict is None:
+        return pose_loss(estimator(images), target, field_model, target_weight, weights)
+    out = predict(images)
+    raw = torch.cat([out.xy, out.keypoints[..., 2:]], -1)
+    estimated = out.keypoints
+    present = estimated[..., 2] > 0
+    enough = present.sum(-1) >= 2
+    dist = torch.zeros(estimated.shape[0], device=estimated.device, dtype=estimated.dtype)
+    if enough.any():
+        dist = dist.masked_scatter(enough, field_model(estimated[enough]))
+    _, scale, _ = root_and_scale(target)
+    w = weights.to(target.device) * (target[..., 2] > 0)
+    err = ((raw[..., :2] - target[..., :2]) ** 2).sum(-1) / scale[:, None] ** 2
+    return dist + target_weight * (w * err).sum(-1) / w.sum(-1).clamp_min(1.0)
+
+
 @dataclass
 class PoseFieldGuidance:
     """Guidance settings + the networks it uses; pass it as ``guidance=`` to ``RePoseModel.sample``.
@@ -94,8 +121,8 @@ class PoseFieldGuidance:
         """(loss [B], d loss / d images) for images in 0..1; runs outside inference mode, on clones."""
         with torch.inference_mode(False), torch.enable_grad():
             x = images01.detach().clone().requires_grad_(True)
-            loss = pose_loss(self.estimator(x), target.detach().clone(), self.field.model, self.target_weight,
-                             self.weights)
+            loss = guidance_loss(self.estimator, x, target.detach().clone(), self.field.model, self.target_weight,
+                                 self.weights)
             (g,) = torch.autograd.grad(loss.sum(), x)
         return loss.detach(), g
 
@@ -136,8 +163,8 @@ class PoseFieldGuidance:
                 xt = x.detach().clone().requires_grad_(True)
                 out = denoise(xt, t.clone())
                 x0 = x0_from_output(scheduler, out, xt, t.clone())
-                loss = pose_loss(self.estimator((x0.clamp(-1, 1) + 1) / 2), target.clone(), self.field.model,
-                                 self.target_weight, self.weights)
+                loss = guidance_loss(self.estimator, (x0.clamp(-1, 1) + 1) / 2, target.clone(), self.field.model,
+                                     self.target_weight, self.weights)
                 (g,) = torch.autograd.grad(loss.sum(), xt)
             self.stats.append((-1, float(loss.mean())))
             sigma = (1 - scheduler.alphas_cumprod[int(t)]).sqrt().to(x)

@@ -84,3 +84,20 @@ def test_settings_are_checked(nets):
         PoseFieldGuidance(field, estimator, mode="magic")
     with pytest.raises(ValueError, match="start"):
         PoseFieldGuidance(field, estimator, start=0.8, end=0.2)
+
+
+def test_guidance_loss_pulls_on_joints_the_estimator_does_not_detect(nets, pair):
+    from reposedm_core.guidance import guidance_loss
+
+    field, estimator = nets
+    noise = torch.rand(1, 3, 96, 64, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    target = pair["target_keypoints"][:1]
+    detected = estimator(noise.detach())[..., 2] > 0
+    assert (~detected & (target[..., 2] > 0)).any()     # noise: target joints the estimator does not see
+    g_plain = torch.autograd.grad(pose_loss(estimator(noise), target, field.model, 1.0, joint_weights(None)).sum(),
+                                  noise, allow_unused=True)[0]
+    loss = guidance_loss(estimator, noise, target, field.model, 1.0, joint_weights(None))
+    (g,) = torch.autograd.grad(loss.sum(), noise)
+    assert torch.isfinite(loss).all() and g.abs().sum() > 0
+    plain_norm = 0.0 if g_plain is None else float(g_plain.abs().sum())
+    assert float(g.abs().sum()) > plain_norm   # the undetected joints add a pull the thresholded loss lacks

@@ -1,0 +1,114 @@
+"""PoseFieldGuidance patching a stock SD1.5 graph inside the real ComfyUI (issue: guidance on any model).
+
+The graph is the bundled `sd_controlnet_pose_guidance` workflow's: CheckpointLoaderSimple, CLIPTextEncode,
+ControlNetLoader + ControlNetApplyAdvanced with the rendered target pose, our guidance patch, KSampler,
+VAEDecode. The checkpoint (tiny SD1.5-shaped UNet, the real SD VAE architecture, CLIP-L) and the ControlNet
+are random weights written by the test under the names users have for the real files.
+"""
+from __future__ import annotations
+
+import io
+import re
+import threading
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from harness.tiny_sd import CHECKPOINT, CONTROLNET, write_tiny_sd
+
+SIZE = 64
+STEPS = 5
+
+
+@pytest.fixture(scope="module")
+def tiny_sd(comfy):
+    return write_tiny_sd(comfy.home / "models")
+
+
+def _graph(scale: float, seed: int = 3, steps: int = STEPS, start: float = 0.0, end: float = 1.0) -> dict:
+    return {
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": CHECKPOINT}},
+        "2": {"class_type": "CLIPTextEncode", "inputs": {"text": "a person dancing", "clip": ["1", 1]}},
+        "3": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["1", 1]}},
+        "4": {"class_type": "RePoseSyntheticPerson",
+              "inputs": {"seed": 5, "pose_seed": 19, "width": SIZE, "height": SIZE, "batch_size": 1}},
+        "5": {"class_type": "RePoseRenderPose",
+              "inputs": {"pose_keypoint": ["4", 1], "width": 0, "height": 0, "line_scale": 1.0}},
+        "6": {"class_type": "ControlNetLoader", "inputs": {"control_net_name": CONTROLNET}},
+        "7": {"class_type": "ControlNetApplyAdvanced",
+              "inputs": {"positive": ["2", 0], "negative": ["3", 0], "control_net": ["6", 0], "image": ["5", 0],
+                         "strength": 1.0, "start_percent": 0.0, "end_percent": 1.0, "vae": ["1", 2]}},
+        "8": {"class_type": "PoseFieldGuidance",
+              "inputs": {"estimator": "reposedm estimator (shipped)", "scale": scale, "start": start, "end": end,
+                         "target_weight": 1.0, "head_weight": 1.0, "arms_weight": 1.0, "legs_weight": 1.0,
+                         "model": ["1", 0], "vae": ["1", 2], "target_pose": ["4", 1]}},
+        "9": {"class_type": "EmptyLatentImage", "inputs": {"width": SIZE, "height": SIZE, "batch_size": 1}},
+        "10": {"class_type": "KSampler",
+               "inputs": {"model": ["8", 1], "seed": seed, "steps": steps, "cfg": 5.0, "sampler_name": "euler",
+                          "scheduler": "normal", "positive": ["7", 0], "negative": ["7", 1],
+                          "latent_image": ["9", 0], "denoise": 1.0}},
+        "11": {"class_type": "VAEDecode", "inputs": {"samples": ["10", 0], "vae": ["1", 2]}},
+        "12": {"class_type": "SaveImage", "inputs": {"images": ["11", 0], "filename_prefix": "sdguide/out"}},
+    }
+
+
+def _image(comfy, result) -> torch.Tensor:
+    png = comfy.view(result.images("12")[0])
+    arr = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.float32) / 255
+    return torch.from_numpy(arr).permute(2, 0, 1)[None]
+
+
+def _hook_lines(comfy, before: int) -> list[tuple[float, float]]:
+    text = comfy.log_text()[before:]
+    return [(float(s), float(v)) for s, v in re.findall(r"RePoseDM pose guidance: sigma ([\d.]+) loss ([-\d.]+)", text)]
+
+
+def _pose_loss(image: torch.Tensor) -> float:
+    """The guidance objective of an output image, measured outside ComfyUI with the same networks."""
+    from reposedm_core.data.synthetic import render_people
+    from reposedm_core.estimator import load_estimator
+    from reposedm_core.field import load_pose_field
+    from reposedm_core.guidance import guidance_loss, joint_weights
+
+    target = render_people([5], [19], SIZE, SIZE)["keypoints"]
+    with torch.no_grad():
+        return float(guidance_loss(load_estimator(), image, target, load_pose_field().model, 1.0, joint_weights(None)))
+
+
+def test_guided_sd_graph_runs_the_hook_on_every_step_and_lowers_the_loss(comfy, tiny_sd):
+    for seed in (3, 5):
+        plain = comfy.run(_graph(0.0, seed=seed))
+        assert plain.status == "success", plain.error()
+        before = len(comfy.log_text())
+        guided = comfy.run(_graph(3.0, seed=seed))
+        assert guided.status == "success", guided.error()
+        calls = _hook_lines(comfy, before)
+        assert len(calls) == STEPS, calls          # euler: one model call per step, every step inside [0, 1]
+        sigmas = [s for s, _ in calls]
+        assert sigmas == sorted(sigmas, reverse=True)
+        a, b = _image(comfy, plain), _image(comfy, guided)
+        assert not torch.equal(a, b)
+        assert _pose_loss(b) < _pose_loss(a), (seed, _pose_loss(b), _pose_loss(a))
+
+
+def test_the_window_limits_the_guided_steps(comfy, tiny_sd):
+    before = len(comfy.log_text())
+    result = comfy.run(_graph(10.0, seed=4, start=0.5, end=1.0))
+    assert result.status == "success", result.error()
+    assert 0 < len(_hook_lines(comfy, before)) < STEPS
+
+
+def test_interrupt_during_guided_sd_sampling_then_the_next_prompt_runs(comfy, tiny_sd):
+    interrupted = {}
+
+    def on_message(kind, data):
+        if kind == "progress" and data.get("node") == "10" and data.get("value") == 2 and not interrupted:
+            interrupted["at"] = True
+            threading.Thread(target=comfy.interrupt).start()
+
+    result = comfy.run(_graph(5.0, seed=8, steps=200), on_message=on_message)
+    assert result.status == "interrupted" and interrupted
+    after = comfy.run(_graph(5.0, seed=9))
+    assert after.status == "success", after.error()
