@@ -6,7 +6,7 @@ import importlib
 import logging
 
 PARTS = {"field": "reposedm_core.eval.field", "estimator": "reposedm_core.eval.estimator",
-         "transfer": "reposedm_core.eval.transfer"}
+         "transfer": "reposedm_core.eval.transfer", "protocol": "reposedm_core.eval.protocol"}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from typing import Sequence, Callable
 
 import torch
 from torch import nn
@@ -167,7 +167,7 @@ class RePoseModel(nn.Module):
         return denoise
 
     @torch.inference_mode()
-    def sample(self, alignment: PoseAlignment, steps: int = 20, cfg: float = 2.0, seed: int = 0,
+    def sample(self, alignment: PoseAlignment, steps: int = 20, cfg: float = 2.0, seed: int | Sequence[int] = 0,
                scheduler: str = "dpmpp_2m", callback: Callable[[dict], None] | None = None,
                interrupt: Callable[[], None] | None = None, guidance=None, shared_noise: bool = False) -> torch.Tensor:
         """Images ``[B, 3, H, W]`` in 0..1 at the input size. Same seed, same inputs -> identical images.
@@ -175,14 +175,25 @@ class RePoseModel(nn.Module):
         ``guidance`` (optional) is an object with ``x0_hook(alignment) -> (x0, i, t) -> x0`` (issue: pose
         field guidance); ``callback`` gets ``{"x", "i", "t", "denoised"}`` in the model frame, [-1, 1].
         ``shared_noise``: one initial noise for the whole batch (steadier pose sequences).
+        ``seed`` may be one int per item: each image's noise then depends on its own seed only, not on the batch
+        it is in (sharded evaluation); the stochastic ``ddpm`` scheduler's per-step noise still uses the first.
         """
         if cfg < 0:
             raise ValueError(f"cfg must be >= 0, got {cfg}")
         sched = make_scheduler(scheduler, dict(self.train_scheduler.config))
-        gen = torch.Generator().manual_seed(int(seed))
         b = len(alignment)
-        shape = (1 if shared_noise else b, 3, self.config.height, self.config.width)
-        noise = torch.randn(shape, generator=gen).expand(b, -1, -1, -1).to(self.device, self.dtype)
+        frame = (3, self.config.height, self.config.width)
+        if isinstance(seed, (list, tuple)):
+            if len(seed) != b or shared_noise:
+                raise ValueError(f"seed list of {len(seed)} for a batch of {b}" +
+                                 (" with shared_noise" if shared_noise else "") + "; give one seed per item")
+            gens = [torch.Generator().manual_seed(int(s)) for s in seed]
+            noise = torch.cat([torch.randn((1, *frame), generator=g) for g in gens]).to(self.device, self.dtype)
+            gen = gens[0]
+        else:
+            gen = torch.Generator().manual_seed(int(seed))
+            noise = torch.randn((1 if shared_noise else b, *frame), generator=gen).expand(b, -1, -1, -1)
+            noise = noise.to(self.device, self.dtype)
         denoise = self.denoise_fn(alignment.inner, cfg)
         hook = None
         if guidance is not None:

@@ -30,7 +30,7 @@ class TrainConfig:
     seed: int = 0
     accumulate: int = 1             # micro-batches per step (gradient accumulation), per process
     amp: str = "none"               # none | bf16 | fp16 (autocast on GPU only)
-    data: str = "synthetic"         # synthetic | deepfashion | market1501 | openpose_folder
+    data: str = "synthetic"         # synthetic | deepfashion | market | folder (see train/data.py)
     data_root: str = ""
     prior: str = "natural"          # synthetic-world pose prior
     log_every: int = 10

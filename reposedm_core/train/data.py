@@ -12,8 +12,10 @@ class PairSource:
     """``batch(step, size, device)`` -> dict(source, target [B, 3, H, W] in [-1, 1], source_pose, target_pose
     [B, 18, 3] model-frame pixels); the batch depends only on the step (resumable, seeded)."""
 
-    def __init__(self, world: SyntheticWorld, seed: int):
-        self.world, self.seed = world, seed
+    def __init__(self, world, seed: int, preview_set=None):
+        """``world``: anything with ``len()`` and ``pairs(indices)`` (synthetic world, datasets); ``preview_set``:
+        the pairs for sample sheets (default: the synthetic validation split)."""
+        self.world, self.seed, self.preview_set = world, seed, preview_set
 
     def indices(self, step: int, size: int) -> list[int]:
         gen = torch.Generator().manual_seed(self.seed * 7_919 + step)
@@ -30,11 +32,31 @@ class PairSource:
 
     def preview(self, n: int, device: torch.device) -> dict[str, torch.Tensor]:
         """A fixed batch of validation pairs (never trained on) for sample sheets."""
-        val = SyntheticWorld("val", height=self.world.height, width=self.world.width, prior=self.world.prior)
-        return self.collate(val.pairs(list(range(n))), device)
+        val = self.preview_set or SyntheticWorld("val", height=self.world.height, width=self.world.width,
+                                                 prior=self.world.prior)
+        return self.collate(val.pairs(list(range(min(n, len(val))))), device)
+
+
+DATA = ("synthetic", "deepfashion", "market", "folder")
 
 
 def make_source(cfg: TrainConfig, model: RePoseConfig) -> PairSource:
-    if cfg.data != "synthetic":
-        raise ValueError(f"training data {cfg.data!r} is not wired in yet; use 'synthetic'")
-    return PairSource(SyntheticWorld("train", height=model.height, width=model.width, prior=cfg.prior), cfg.seed)
+    """Training pairs named by ``train.data`` (``data_root`` for the real ones), in the model frame."""
+    h, w = model.height, model.width
+    kind = {"market1501": "market", "openpose_folder": "folder"}.get(cfg.data, cfg.data)
+    if kind == "synthetic":
+        return PairSource(SyntheticWorld("train", height=h, width=w, prior=cfg.prior), cfg.seed)
+    if kind not in DATA:
+        raise ValueError(f"train.data={cfg.data!r}; expected one of {DATA}")
+    if not cfg.data_root:
+        raise ValueError(f"train.data={cfg.data!r} needs train.data_root (the dataset folder), e.g. "
+                         f"--set train.data_root=/data/{kind}")
+    if kind == "folder":
+        from ..data.folder import FolderPairs
+
+        pairs = FolderPairs(cfg.data_root, h, w)
+        return PairSource(pairs, cfg.seed, preview_set=pairs)
+    from ..data.anchors import AnchorPairs
+
+    return PairSource(AnchorPairs(cfg.data_root, kind, "train", h, w), cfg.seed,
+                      preview_set=AnchorPairs(cfg.data_root, kind, "test", h, w))
