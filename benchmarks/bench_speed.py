@@ -97,6 +97,7 @@ def main() -> None:
     args = p.parse_args()
     device = torch.device(args.device)
     model_cfg, train_cfg = load_config(args.config, args.set)
+    train_cfg.data = "synthetic"   # speed does not depend on the pictures; no dataset needed
     variants = (args.variants.split(",") if args.variants else
                 ["fp32", "bf16", "fp16", "fp16+cl", "fp16+cl+compile"] if device.type == "cuda" else
                 ["fp32", "bf16", "cl"])

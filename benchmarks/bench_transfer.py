@@ -4,7 +4,8 @@
 
 Prints: alignment time vs one denoiser forward pass at the model's resolution; seconds per image for the
 demo settings; guided / unguided sampling time (pose-field guidance, same steps and seeds); with --comfy, the
-ComfyUI path (a prompt through a real ComfyUI server) vs the direct core call for the same work.
+ComfyUI path (a prompt through a real ComfyUI server, timed from submission to execution_success) vs the
+direct core calls for the same work (two synthetic people, align with its two preview images, sample, PNG).
 """
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ def comfy_vs_direct(model_path, steps: int, repeats: int) -> tuple[float, float]
     sys.path.insert(0, str(REPO / "tests"))
     from harness.comfy_server import ComfyServer
     from reposedm_core.data.synthetic import render_people
+    from reposedm_core.pose import render_skeleton
     from reposedm_core.utils.images import save_png
 
     model = load_model(model_path)
@@ -58,7 +60,9 @@ def comfy_vs_direct(model_path, steps: int, repeats: int) -> tuple[float, float]
         src = render_people([100 + i], [1], 256, 176)
         tgt = render_people([100 + i], [2], 256, 176)
         a = model.align(src["image"], src["keypoints"], tgt["keypoints"])
+        previews = (a.warped, render_skeleton(tgt["keypoints"], 256, 176))  # the align node's two image outputs
         save_png(model.sample(a, steps=steps, cfg=2.0, seed=i)[0], "/tmp/bench_direct.png")
+        assert all(p.shape[-2:] == (256, 176) for p in previews)
 
     def prompt(i: int) -> dict:
         return {"1": {"class_type": "RePoseSyntheticPerson", "inputs": {"seed": 100 + i, "pose_seed": 1, "width": 176,
@@ -75,7 +79,7 @@ def comfy_vs_direct(model_path, steps: int, repeats: int) -> tuple[float, float]
                 "6": {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": "bench"}}}
 
     with ComfyServer(threads=torch.get_num_threads()) as comfy:
-        assert comfy.run(prompt(-1)).status == "success"  # loads the model once, like a user's first run
+        assert comfy.run(prompt(1000)).status == "success"  # loads the model once, like a user's first run
         via, core = [], []
         for i in range(repeats):  # interleaved, so both see the same machine load
             t0 = time.perf_counter()

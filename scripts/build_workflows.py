@@ -68,6 +68,93 @@ WORKFLOWS: dict[str, tuple[str, dict]] = {
             "11": {"class_type": "SaveImage", "inputs": {"images": ["7", 0], "filename_prefix": "reposedm/repaired"}},
         },
     ),
+    "pose_transfer_demo": (
+        "RePoseDM pose transfer with the shipped demo model: the source person is re-rendered in the target pose. "
+        "Recurrent Pose Align warps the source texture onto the target skeleton (preview), then the RePoseDM "
+        "sampler renders the result. The demo model was trained on the synthetic world at 96x64; any image size "
+        "works (letterboxed to the model frame and back). Give a batch of target poses to render a sequence.",
+        {
+            "1": {"class_type": "RePoseSyntheticPerson",
+                  "inputs": {"seed": 7, "pose_seed": 101, "width": 176, "height": 256, "batch_size": 1}},
+            "2": {"class_type": "RePoseSyntheticPerson",
+                  "inputs": {"seed": 7, "pose_seed": 202, "width": 176, "height": 256, "batch_size": 1}},
+            "3": {"class_type": "LoadRePoseModel", "inputs": {"model_name": "reposedm_demo (shipped)"}},
+            "4": {"class_type": "RecurrentPoseAlign",
+                  "inputs": {"model": ["3", 0], "source_image": ["1", 0], "source_pose": ["1", 1],
+                             "target_pose": ["2", 1], "iterations": 3, "person_index": 0, "warm_start": True}},
+            "5": {"class_type": "RePoseSampler",
+                  "inputs": {"model": ["3", 0], "alignment": ["4", 0], "seed": 0, "steps": 20, "cfg": 2.0,
+                             "scheduler": "dpmpp_2m", "shared_noise": False}},
+            "6": {"class_type": "PreviewImage", "inputs": {"images": ["4", 1]}},
+            "7": {"class_type": "PreviewImage", "inputs": {"images": ["4", 2]}},
+            "8": {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": "reposedm/transfer"}},
+            "9": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}},
+        },
+    ),
+    "pose_transfer_guided": (
+        "Pose transfer with pose-field guidance: at every step of the window the pose of the clean-image estimate "
+        "is read by the keypoint estimator and pulled toward the target pose and the manifold of valid human poses. "
+        "Compare the guided and the unguided result (same seed); raise 'scale' for a stronger pull.",
+        {
+            "1": {"class_type": "RePoseSyntheticPerson",
+                  "inputs": {"seed": 7, "pose_seed": 101, "width": 176, "height": 256, "batch_size": 1}},
+            "2": {"class_type": "RePoseSyntheticPerson",
+                  "inputs": {"seed": 7, "pose_seed": 202, "width": 176, "height": 256, "batch_size": 1}},
+            "3": {"class_type": "LoadRePoseModel", "inputs": {"model_name": "reposedm_demo (shipped)"}},
+            "4": {"class_type": "RecurrentPoseAlign",
+                  "inputs": {"model": ["3", 0], "source_image": ["1", 0], "source_pose": ["1", 1],
+                             "target_pose": ["2", 1], "iterations": 3, "person_index": 0, "warm_start": True}},
+            "5": {"class_type": "PoseFieldGuidance",
+                  "inputs": {"estimator": "reposedm estimator (shipped)", "scale": 1.0, "start": 0.0, "end": 0.8,
+                             "target_weight": 1.0, "head_weight": 1.0, "arms_weight": 1.0, "legs_weight": 1.0}},
+            "6": {"class_type": "RePoseSampler",
+                  "inputs": {"model": ["3", 0], "alignment": ["4", 0], "seed": 0, "steps": 20, "cfg": 2.0,
+                             "scheduler": "dpmpp_2m", "guidance": ["5", 0], "shared_noise": False}},
+            "7": {"class_type": "RePoseSampler",
+                  "inputs": {"model": ["3", 0], "alignment": ["4", 0], "seed": 0, "steps": 20, "cfg": 2.0,
+                             "scheduler": "dpmpp_2m", "shared_noise": False}},
+            "8": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "reposedm/guided"}},
+            "9": {"class_type": "SaveImage", "inputs": {"images": ["7", 0], "filename_prefix": "reposedm/unguided"}},
+            "10": {"class_type": "PreviewImage", "inputs": {"images": ["4", 2]}},
+        },
+    ),
+    "sd_controlnet_pose_guidance": (
+        "Pose-field guidance on Stable Diffusion 1.5 with ControlNet-OpenPose. Pose Field Guidance patches the MODEL: "
+        "on every step of its window the denoised latent is decoded with this VAE, its pose is read by the keypoint "
+        "estimator and the latent is pulled toward the target pose and the manifold of valid human poses; KSampler "
+        "then samples as usual. Needs your own SD1.5 checkpoint (v1-5-pruned-emaonly.safetensors in "
+        "models/checkpoints) and control_v11p_sd15_openpose.safetensors in models/controlnet. Replace Synthetic "
+        "Person by Load Pose JSON or a DWPose/OpenPose preprocessor for your own target pose.",
+        {
+            "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "v1-5-pruned-emaonly.safetensors"}},
+            "2": {"class_type": "CLIPTextEncode",
+                  "inputs": {"text": "a full-body photo of a person dancing in a bright studio, detailed clothes",
+                             "clip": ["1", 1]}},
+            "3": {"class_type": "CLIPTextEncode",
+                  "inputs": {"text": "blurry, deformed, extra limbs, cropped", "clip": ["1", 1]}},
+            "4": {"class_type": "RePoseSyntheticPerson",
+                  "inputs": {"seed": 11, "pose_seed": 303, "width": 512, "height": 512, "batch_size": 1}},
+            "5": {"class_type": "RePoseRenderPose",
+                  "inputs": {"pose_keypoint": ["4", 1], "width": 0, "height": 0, "line_scale": 1.0}},
+            "6": {"class_type": "ControlNetLoader",
+                  "inputs": {"control_net_name": "control_v11p_sd15_openpose.safetensors"}},
+            "7": {"class_type": "ControlNetApplyAdvanced",
+                  "inputs": {"positive": ["2", 0], "negative": ["3", 0], "control_net": ["6", 0], "image": ["5", 0],
+                             "strength": 1.0, "start_percent": 0.0, "end_percent": 1.0, "vae": ["1", 2]}},
+            "8": {"class_type": "PoseFieldGuidance",
+                  "inputs": {"estimator": "reposedm estimator (shipped)", "scale": 1.0, "start": 0.0, "end": 0.8,
+                             "target_weight": 1.0, "head_weight": 1.0, "arms_weight": 1.0, "legs_weight": 1.0,
+                             "model": ["1", 0], "vae": ["1", 2], "target_pose": ["4", 1]}},
+            "9": {"class_type": "EmptyLatentImage", "inputs": {"width": 512, "height": 512, "batch_size": 1}},
+            "10": {"class_type": "KSampler",
+                   "inputs": {"model": ["8", 1], "seed": 0, "steps": 20, "cfg": 7.0, "sampler_name": "euler",
+                              "scheduler": "normal", "positive": ["7", 0], "negative": ["7", 1],
+                              "latent_image": ["9", 0], "denoise": 1.0}},
+            "11": {"class_type": "VAEDecode", "inputs": {"samples": ["10", 0], "vae": ["1", 2]}},
+            "12": {"class_type": "SaveImage", "inputs": {"images": ["11", 0], "filename_prefix": "reposedm/sd_guided"}},
+            "13": {"class_type": "PreviewImage", "inputs": {"images": ["5", 0]}},
+        },
+    ),
 }
 
 _JS_BUILD = """async ([prompt, name, note]) => {
@@ -116,7 +203,12 @@ def build(names: list[str]) -> None:
 
     import requests
 
-    with ComfyServer(home=Path(tempfile.mkdtemp(prefix="reposedm-build-"))) as comfy, sync_playwright() as pw:
+    from harness.tiny_sd import write_tiny_sd
+
+    home = Path(tempfile.mkdtemp(prefix="reposedm-build-"))
+    if any(n.startswith("sd_") for n in names):  # combos only list files that exist: stand-ins with the real names
+        write_tiny_sd(home / "models")
+    with ComfyServer(home=home) as comfy, sync_playwright() as pw:
         requests.post(comfy.base + "/settings/Comfy.TutorialCompleted", data="true", timeout=10)
         browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=[
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
