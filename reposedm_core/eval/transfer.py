@@ -155,7 +155,7 @@ def run(args: argparse.Namespace) -> None:
     if sweep_rows:
         from .plot import line_panels
 
-        col = {"SSIM": 1, "kp error (torso)": 3, "field distance": 6, "s / image": 7}
+        col = {"SSIM": 1, "kp error (torso)": 3, "field distance": 6}  # time: see bench_transfer (interleaved)
         figure = line_panels(out.with_suffix(".png"), sweep_scales,
                              {k: {sweep_name: [float(r[i]) for r in sweep_rows]} for k, i in col.items()},
                              xlabel="guidance scale", title=f"Pose-field guidance sweep ({sweep_name}, window "
