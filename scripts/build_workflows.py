@@ -68,6 +68,28 @@ WORKFLOWS: dict[str, tuple[str, dict]] = {
             "11": {"class_type": "SaveImage", "inputs": {"images": ["7", 0], "filename_prefix": "reposedm/repaired"}},
         },
     ),
+    "pose_from_photo": (
+        "Pose from a photo: Detect Pose (BlazePose, shipped with the pack, offline) finds the person, reads the "
+        "OpenPose-18 pose and a person mask; the pose field scores the reading and repairs implausible joints; the "
+        "repaired pose is rendered as an OpenPose control image and saved as JSON. Load your own photo in Load "
+        "Image; raise max_people for group photos.",
+        {
+            "1": {"class_type": "LoadImage", "inputs": {"image": "example.png"}},
+            "2": {"class_type": "RePoseDetectPose",
+                  "inputs": {"image": ["1", 0], "max_people": 1, "min_confidence": 0.5, "joint_threshold": 0.5}},
+            "3": {"class_type": "RePosePoseFieldScore", "inputs": {"pose_keypoint": ["2", 0]}},
+            "4": {"class_type": "RePosePoseFieldRepair",
+                  "inputs": {"pose_keypoint": ["2", 0], "strength": 1.0, "steps": 8, "confidence_weight": 0.8}},
+            "5": {"class_type": "RePoseRenderPose",
+                  "inputs": {"pose_keypoint": ["4", 0], "width": 0, "height": 0, "line_scale": 1.0}},
+            "6": {"class_type": "MaskToImage", "inputs": {"mask": ["2", 1]}},
+            "7": {"class_type": "PreviewImage", "inputs": {"images": ["2", 2]}},
+            "8": {"class_type": "PreviewImage", "inputs": {"images": ["6", 0]}},
+            "9": {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": "reposedm/photo_pose"}},
+            "10": {"class_type": "RePoseSavePoseJSON",
+                   "inputs": {"pose_keypoint": ["4", 0], "filename_prefix": "reposedm/photo_pose", "normalized": False}},
+        },
+    ),
     "pose_transfer_demo": (
         "RePoseDM pose transfer with the shipped demo model: the source person is re-rendered in the target pose. "
         "Recurrent Pose Align warps the source texture onto the target skeleton (preview), then the RePoseDM "
@@ -105,7 +127,7 @@ WORKFLOWS: dict[str, tuple[str, dict]] = {
                   "inputs": {"model": ["3", 0], "source_image": ["1", 0], "source_pose": ["1", 1],
                              "target_pose": ["2", 1], "iterations": 3, "person_index": 0, "warm_start": True}},
             "5": {"class_type": "PoseFieldGuidance",
-                  "inputs": {"estimator": "reposedm estimator (shipped)", "scale": 1.0, "start": 0.0, "end": 0.8,
+                  "inputs": {"estimator": "auto", "scale": 1.0, "start": 0.0, "end": 0.8,
                              "target_weight": 1.0, "head_weight": 1.0, "arms_weight": 1.0, "legs_weight": 1.0}},
             "6": {"class_type": "RePoseSampler",
                   "inputs": {"model": ["3", 0], "alignment": ["4", 0], "seed": 0, "steps": 20, "cfg": 2.0,
@@ -121,7 +143,7 @@ WORKFLOWS: dict[str, tuple[str, dict]] = {
     "sd_controlnet_pose_guidance": (
         "Pose-field guidance on Stable Diffusion 1.5 with ControlNet-OpenPose. Pose Field Guidance patches the MODEL: "
         "on every step of its window the denoised latent is decoded with this VAE, its pose is read by the keypoint "
-        "estimator and the latent is pulled toward the target pose and the manifold of valid human poses; KSampler "
+        "reader (auto: BlazePose, made for photos) and the latent is pulled toward the target pose and the manifold of valid human poses; KSampler "
         "then samples as usual. Needs your own SD1.5 checkpoint (v1-5-pruned-emaonly.safetensors in "
         "models/checkpoints) and control_v11p_sd15_openpose.safetensors in models/controlnet. Replace Synthetic "
         "Person by Load Pose JSON or a DWPose/OpenPose preprocessor for your own target pose.",
@@ -142,7 +164,7 @@ WORKFLOWS: dict[str, tuple[str, dict]] = {
                   "inputs": {"positive": ["2", 0], "negative": ["3", 0], "control_net": ["6", 0], "image": ["5", 0],
                              "strength": 1.0, "start_percent": 0.0, "end_percent": 1.0, "vae": ["1", 2]}},
             "8": {"class_type": "PoseFieldGuidance",
-                  "inputs": {"estimator": "reposedm estimator (shipped)", "scale": 1.0, "start": 0.0, "end": 0.8,
+                  "inputs": {"estimator": "auto", "scale": 1.0, "start": 0.0, "end": 0.8,
                              "target_weight": 1.0, "head_weight": 1.0, "arms_weight": 1.0, "legs_weight": 1.0,
                              "model": ["1", 0], "vae": ["1", 2], "target_pose": ["4", 1]}},
             "9": {"class_type": "EmptyLatentImage", "inputs": {"width": 512, "height": 512, "batch_size": 1}},

@@ -226,7 +226,8 @@ class BlazePoseEstimator(nn.Module):
 
     def _pose_or_detect(self, images: torch.Tensor, poses: torch.Tensor):
         if poses.shape != (images.shape[0], NUM_JOINTS, 3):
-            raise ValueError(f"poses must be [B, {NUM_JOINTS}, 3] for {images.shape[0]} images, got {tuple(poses.shape)}")
+            raise ValueError(f"poses must be [B, {NUM_JOINTS}, 3] for {images.shape[0]} images, "
+                             f"got {tuple(poses.shape)}")
         roi = pose_rois(poses.float())
         have = (poses[..., 2] > 0).sum(-1) >= 2
         index = torch.arange(images.shape[0], device=images.device)

@@ -189,7 +189,7 @@ def refine_from_heatmap(uv: torch.Tensor, heatmaps: torch.Tensor, kernel: int = 
     cell of its ``kernel x kernel`` window of ``heatmaps [N, L, h, w]`` (logits) when the window's peak reaches
     ``min_confidence``. Cells are weighted at their index (``col / w``), as MediaPipe does. Differentiable in the
     heatmaps; the window placement is piecewise constant."""
-    n, l, h, w = heatmaps.shape
+    n, nl, h, w = heatmaps.shape
     col = (uv[..., 0].detach() * w).trunc().long()
     row = (uv[..., 1].detach() * h).trunc().long()
     inside = (col >= 0) & (col < w) & (row >= 0) & (row < h)
@@ -199,7 +199,7 @@ def refine_from_heatmap(uv: torch.Tensor, heatmaps: torch.Tensor, kernel: int = 
     in_c, in_r = (cols >= 0) & (cols < w), (rows >= 0) & (rows < h)
     flat = heatmaps.flatten(2)                                            # [N, L, h*w]
     idx = (rows.clamp(0, h - 1)[..., :, None] * w + cols.clamp(0, w - 1)[..., None, :]).flatten(2)
-    conf = torch.sigmoid(torch.gather(flat, 2, idx)).view(n, l, kernel, kernel)
+    conf = torch.sigmoid(torch.gather(flat, 2, idx)).view(n, nl, kernel, kernel)
     conf = conf * (in_r[..., :, None] & in_c[..., None, :]).to(conf.dtype)
     total = conf.sum((-1, -2))
     peak = conf.flatten(2).amax(-1)

@@ -2,6 +2,7 @@
 
     python -m reposedm_core.eval estimator [--weights FILE] [--people 500] [--out outputs/estimator_eval.md]
     python -m reposedm_core.eval estimator --openpose body_pose_model.pth      # the OpenPose body backend
+    python -m reposedm_core.eval estimator --blazepose                         # the BlazePose port
 
 At 256 x 176 and at the demo model's sizes (128 x 88, 96 x 64): PCK@0.05 / 0.1 / 0.2 (a joint is correct when
 detected within that fraction of the true torso length, neck to mid-hip; a missed joint counts as wrong), mean
@@ -19,7 +20,7 @@ from pathlib import Path
 import torch
 
 from ..data.synthetic import SyntheticWorld, render_people
-from ..estimator import KeypointEstimator, load_estimator, load_openpose_estimator
+from ..estimator import load_estimator, load_openpose_estimator
 from ..estimator.metrics import GROUPS, keypoint_scores
 from ..estimator.training import gaussian_blur
 from .metrics import markdown_table
@@ -31,6 +32,7 @@ SIZES = ((256, 176), (128, 88), (96, 64))
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", default=None, help="small-estimator checkpoint (default: the shipped one)")
     p.add_argument("--openpose", default=None, help="evaluate the OpenPose body backend with this .pth instead")
+    p.add_argument("--blazepose", action="store_true", help="evaluate the BlazePose port (the photo reader) instead")
     p.add_argument("--people", type=int, default=500, help="test-split people per image size")
     p.add_argument("--batch", type=int, default=50)
     p.add_argument("--out", default="outputs/estimator_eval.md", help="Markdown report to write")
@@ -44,7 +46,7 @@ def test_people(n: int, height: int, width: int) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
-def predict(model: KeypointEstimator, images: torch.Tensor, batch: int) -> tuple[torch.Tensor, float]:
+def predict(model: torch.nn.Module, images: torch.Tensor, batch: int) -> tuple[torch.Tensor, float]:
     """(keypoints ``[N, 18, 3]``, ms per image)."""
     t0 = time.perf_counter()
     out = torch.cat([model(images[i:i + batch]) for i in range(0, len(images), batch)])
@@ -58,7 +60,11 @@ def size_table(rows: list[list]) -> str:
 
 
 def run(args: argparse.Namespace) -> None:
-    if args.openpose:
+    if args.blazepose:
+        from ..estimator import load_blazepose
+
+        model, name = load_blazepose(), "BlazePose port (MediaPipe 0.10.21 weights)"
+    elif args.openpose:
         model, name = load_openpose_estimator(args.openpose), f"OpenPose body ({args.openpose})"
     else:
         model, name = load_estimator(args.weights), f"small network ({args.weights or 'shipped'})"

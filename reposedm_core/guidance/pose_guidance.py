@@ -61,12 +61,15 @@ def guidance_loss(estimator, images: torch.Tensor, target: torch.Tensor, field_m
     joint the target shows, detected or not: a thresholded-away joint sits at (0, 0) with no gradient, so a
     limb the image has not drawn yet could never be pulled into place. The field term uses the thresholded
     pose (joints the estimator does not see are missing, as the field expects). Estimators without
-    ``predict`` (any ``images -> [B, 18, 3]`` callable) fall back to :func:`pose_loss`.
+    ``predict`` (any ``images -> [B, 18, 3]`` callable) fall back to :func:`pose_loss`; estimators with
+    ``accepts_pose_roi`` (BlazePose) read the region of interest of the target pose.
     """
     predict = getattr(estimator, "predict", None)
     if predict is None:
         return pose_loss(estimator(images), target, field_model, target_weight, weights)
-    out = predict(images)
+    # Readers that crop a region of interest (BlazePose) read it around the target pose: the crop is then a
+    # constant of the step and the reading stays differentiable even where a noisy estimate hides the person.
+    out = predict(images, poses=target) if getattr(estimator, "accepts_pose_roi", False) else predict(images)
     raw = torch.cat([out.xy, out.keypoints[..., 2:]], -1)
     estimated = out.keypoints
     present = estimated[..., 2] > 0

@@ -18,12 +18,14 @@ WORKFLOWS = sorted((REPO / "workflows").glob("*.json"))
 SHOTS = REPO / "outputs" / "browser"
 OUR_NODES = ("RePoseLoadPoseJSON", "RePoseSavePoseJSON", "RePoseRenderPose", "RePoseSyntheticPerson",
              "RePosePoseFieldScore", "RePosePoseFieldRepair", "LoadRePoseModel", "RecurrentPoseAlign", "RePoseSampler",
-             "PoseFieldGuidance")
+             "PoseFieldGuidance", "RePoseDetectPose")
 # Workflows made for real SD weights run here on tiny random stand-ins (tests/harness/tiny_sd.py) at a size
 # the CPU does in seconds: widget values set in the page before queueing, as a user would.
 SMALL_RUN = {"sd_controlnet_pose_guidance": {"EmptyLatentImage": {"width": 64, "height": 64},
                                              "RePoseSyntheticPerson": {"width": 64, "height": 64},
-                                             "KSampler": {"steps": 4}}}
+                                             "KSampler": {"steps": 4}},
+             # a real photo (scikit-image's astronaut, public domain) instead of ComfyUI's drawn example.png
+             "pose_from_photo": {"LoadImage": {"image": "astronaut.png"}}}
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +39,12 @@ def page(comfy):
     from harness.tiny_sd import write_tiny_sd
 
     write_tiny_sd(comfy.home / "models")  # before the page reads the model lists
+    from PIL import Image
+
+    from harness.photos import photos
+
+    (comfy.home / "input").mkdir(parents=True, exist_ok=True)
+    Image.fromarray(photos()["astronaut"]).save(comfy.home / "input" / "astronaut.png")
     requests.post(comfy.base + "/settings/Comfy.TutorialCompleted", data="true", timeout=10)
     user_dir = tempfile.mkdtemp(prefix="reposedm-chromium-")
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -123,4 +131,8 @@ def test_bundled_workflow_loads_and_runs_from_the_ui(page, comfy, workflow):
     images = [im for out in entry["outputs"].values() for im in out.get("images", [])]
     assert images, f"{workflow.name} produced no image"
     assert comfy.view(images[0])[:8] == b"\x89PNG\r\n\x1a\n"
+    if workflow.stem == "pose_from_photo":          # the photo's person was found, scored, repaired and saved
+        saved = [t for out in entry["outputs"].values() for t in out.get("text", []) if t.endswith(".json")]
+        frames = json.loads((comfy.home / "output" / saved[0]).read_text())
+        assert len(frames[0]["people"]) == 1 and frames[0]["canvas_width"] == 512
     assert not page.errors, page.errors

@@ -27,7 +27,8 @@ def tiny_sd(comfy):
     return write_tiny_sd(comfy.home / "models")
 
 
-def _graph(scale: float, seed: int = 3, steps: int = STEPS, start: float = 0.0, end: float = 1.0) -> dict:
+def _graph(scale: float, seed: int = 3, steps: int = STEPS, start: float = 0.0, end: float = 1.0,
+           reader: str = "reposedm estimator (shipped)") -> dict:
     return {
         "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": CHECKPOINT}},
         "2": {"class_type": "CLIPTextEncode", "inputs": {"text": "a person dancing", "clip": ["1", 1]}},
@@ -41,7 +42,7 @@ def _graph(scale: float, seed: int = 3, steps: int = STEPS, start: float = 0.0, 
               "inputs": {"positive": ["2", 0], "negative": ["3", 0], "control_net": ["6", 0], "image": ["5", 0],
                          "strength": 1.0, "start_percent": 0.0, "end_percent": 1.0, "vae": ["1", 2]}},
         "8": {"class_type": "PoseFieldGuidance",
-              "inputs": {"estimator": "reposedm estimator (shipped)", "scale": scale, "start": start, "end": end,
+              "inputs": {"estimator": reader, "scale": scale, "start": start, "end": end,
                          "target_weight": 1.0, "head_weight": 1.0, "arms_weight": 1.0, "legs_weight": 1.0,
                          "model": ["1", 0], "vae": ["1", 2], "target_pose": ["4", 1]}},
         "9": {"class_type": "EmptyLatentImage", "inputs": {"width": SIZE, "height": SIZE, "batch_size": 1}},
@@ -112,3 +113,18 @@ def test_interrupt_during_guided_sd_sampling_then_the_next_prompt_runs(comfy, ti
     assert result.status == "interrupted" and interrupted
     after = comfy.run(_graph(5.0, seed=9))
     assert after.status == "success", after.error()
+
+
+def test_auto_reader_on_a_model_is_blazepose_and_guides_every_step(comfy, tiny_sd):
+    """The default reader when the patch is on a MODEL: BlazePose, reading the target pose's region of interest
+    (the tiny random SD draws no person, so this checks the mechanics: the reader runs on every step, its loss
+    is finite and its gradient changes the image)."""
+    plain = comfy.run(_graph(0.0, seed=6, reader="auto"))
+    assert plain.status == "success", plain.error()
+    before = len(comfy.log_text())
+    guided = comfy.run(_graph(3.0, seed=6, reader="auto"))
+    assert guided.status == "success", guided.error()
+    assert "RePoseDM pose guidance reader: BlazePose (photos)" in comfy.log_text()[before:]
+    calls = _hook_lines(comfy, before)
+    assert len(calls) == STEPS and all(np.isfinite(v) for _, v in calls), calls
+    assert not torch.equal(_image(comfy, plain), _image(comfy, guided))

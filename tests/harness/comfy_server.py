@@ -28,7 +28,7 @@ COMFY_DIR = Path(os.environ.get("REPOSE_COMFYUI_DIR", REPO / ".comfy" / "ComfyUI
 PACK_NAME = "ComfyUI-RePoseDM"
 # What a user's clone would not contain (build outputs, environments), kept out of the installed copy.
 _IGNORE = shutil.ignore_patterns(".git", ".venv", ".comfy", "outputs", "__pycache__", "*.pyc", ".pytest_cache",
-                                 ".hypothesis", ".whl", ".gl", "node_modules")
+                                 ".hypothesis", ".whl", ".gl", "node_modules", ".cache")
 
 
 def comfy_available() -> str | None:
