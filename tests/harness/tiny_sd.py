@@ -31,25 +31,27 @@ VAE = dict(double_z=True, z_channels=4, resolution=256, in_channels=3, out_ch=3,
 
 
 def _randomise(module, seed: int) -> dict:
-    """Seeded random weights with sane activations: norms at identity, weights ~ N(0, 1/fan_in), biases 0."""
+    """Seeded random weights with sane activations: norm layers at identity, weights ~ N(0, 1/fan_in), biases
+    ~ N(0, 0.02). Norm layers are found by module type: ComfyUI names many of them by position (a ResBlock's
+    ``in_layers.0``, the UNet's ``out.0``), and zeroing one of those silently turns the UNet's output into 0."""
     import torch
 
+    norms = set()
+    for prefix, sub in module.named_modules():
+        if isinstance(sub, (torch.nn.GroupNorm, torch.nn.LayerNorm)):
+            norms.update(f"{prefix}.{p}" if prefix else p for p, _ in sub.named_parameters(recurse=False))
     gen = torch.Generator().manual_seed(seed)
     out = {}
     for name, t in module.state_dict().items():
-        if not t.is_floating_point():
+        if not t.is_floating_point() or "position_ids" in name:
             out[name] = t.clone()
             continue
-        leaf = name.rsplit(".", 1)[-1]
-        if t.ndim == 1 and ("norm" in name or "ln_" in name or name.endswith("layer_norm.weight")) and leaf == "weight":
-            v = torch.ones(t.shape)
-        elif leaf == "bias" or t.ndim == 1:
-            v = torch.zeros(t.shape)
-        elif "position_ids" in name:
-            v = t.clone().float()
+        if name in norms:
+            v = torch.ones(t.shape) if name.endswith("weight") else torch.zeros(t.shape)
+        elif t.ndim <= 1:
+            v = torch.randn(t.shape, generator=gen) * 0.02
         else:
-            fan_in = max(1, t[0].numel())
-            v = torch.randn(t.shape, generator=gen) / fan_in ** 0.5
+            v = torch.randn(t.shape, generator=gen) / max(1, t[0].numel()) ** 0.5
         out[name] = v.to(torch.float16)
     return out
 
