@@ -11,7 +11,9 @@
 Undetected points are 0, 0, 0. Its OpenPose node writes coordinates normalised to 0..1, DWPose
 writes pixels; both are accepted. A single OpenPose JSON frame is the same dict (not in a list);
 files from the OpenPose binary carry no canvas (pass ``canvas=``), may use BODY_25 bodies (75
-numbers, converted to OpenPose-18) and write ``[]`` for disabled hands/faces (read as ``None``).
+numbers, converted to OpenPose-18) and write ``[]`` for disabled hands/faces (read as ``None``). A body of
+17 points (51 numbers) is COCO-17 order (MMPose, YOLO-pose, COCO annotations) and is converted to
+OpenPose-18 (the neck is the midpoint of the shoulders).
 
 Every malformed input raises ``ValueError`` (and nothing else) naming the frame, person and field
 and what was expected. Frame and person numbers in messages are 0-based.
@@ -26,7 +28,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .convert import OPENPOSE18_FROM_BODY25
+from .convert import OPENPOSE18_FROM_BODY25, coco17_to_openpose18
 from .pose_frame import (
     FACE_POINTS,
     HAND_POINTS,
@@ -131,10 +133,14 @@ def _parse_frame(frame: Any, i: int, fmt: str, canvas: tuple[int, int] | None,
         if not isinstance(person, dict):
             raise ValueError(f"{where} is {type(person).__name__}; expected a dict with '{BODY_FIELD}'")
         if BODY_FIELD not in person:
-            raise ValueError(f"{where} has no '{BODY_FIELD}'; expected a list of 54 (OpenPose-18) "
-                             "or 75 (BODY_25) numbers")
-        body = _points(person[BODY_FIELD], f"{where} {BODY_FIELD}", (18, 25))
-        bodies.append(body[list(OPENPOSE18_FROM_BODY25)] if len(body) == 25 else body)
+            raise ValueError(f"{where} has no '{BODY_FIELD}'; expected a list of 54 (OpenPose-18), "
+                             "75 (BODY_25) or 51 (COCO-17) numbers")
+        body = _points(person[BODY_FIELD], f"{where} {BODY_FIELD}", (18, 25, 17))
+        if len(body) == 25:
+            body = body[list(OPENPOSE18_FROM_BODY25)]
+        elif len(body) == 17:
+            body = coco17_to_openpose18(torch.from_numpy(body)).numpy()
+        bodies.append(body)
         for key, attr, sizes in EXTRA_FIELDS:
             value = person.get(key)
             empty = value is None or (isinstance(value, (list, tuple)) and len(value) == 0)

@@ -157,6 +157,22 @@ def test_openpose_binary_body25_without_canvas():
     assert frame.faces == [None]
 
 
+def test_coco17_bodies_are_converted():
+    """A person with 17 points (51 numbers) is COCO order (MMPose, YOLO-pose), as BODY_25 is converted."""
+    from reposedm_core.pose import openpose18_to_coco17
+
+    want = person_px(5, missing=(4,))
+    coco = openpose18_to_coco17(want)
+    data = [{"people": [{"pose_keypoints_2d": [float(v) for v in coco.reshape(-1)]}],
+             "canvas_width": W, "canvas_height": H}]
+    got = load_pose_keypoint(data, "pixels")[0].keypoints[0]
+    neck = (want[2] + want[5]) / 2                 # COCO has no neck: the shoulders' midpoint
+    neck[2] = min(want[2, 2], want[5, 2])
+    want = want.clone()
+    want[1] = neck
+    assert torch.allclose(got, want, atol=1e-4)
+
+
 def test_require_person():
     data = controlnet_aux_openpose() + [{"people": [], "canvas_width": W, "canvas_height": H}]
     with pytest.raises(ValueError, match="frame 2 has no person; expected ≥ 1"):
@@ -234,7 +250,7 @@ MALFORMED = [
     (_with(P0, [1, 2, 3]), "frame 0 person 0 is list; expected a dict with 'pose_keypoints_2d'"),
     (_with(BODY, KeyError), "frame 0 person 0 has no 'pose_keypoints_2d'"),
     (_with(BODY, None), "frame 0 person 0 pose_keypoints_2d must be a flat list.*got NoneType"),
-    (_with(BODY, [0.0] * 53), r"pose_keypoints_2d has 53 numbers; expected 54 .* or 75"),
+    (_with(BODY, [0.0] * 53), r"pose_keypoints_2d has 53 numbers; expected 54 .* or 75 .* or 51 \(17 points"),
     (_with(BODY, [[0.0, 0.0, 0.0]] * 18), r"has 18 numbers; expected 54"),
     (_with(BODY + (7,), "12"), r"pose_keypoints_2d\[7\] is str '12'; expected a number"),
     (_with(BODY + (7,), True), r"pose_keypoints_2d\[7\] is bool"),
