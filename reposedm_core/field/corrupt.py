@@ -98,9 +98,82 @@ def detach_joint(xy: torch.Tensor, present: torch.Tensor, strength: str, gen: to
     return out
 
 
+def _swap_pair(xy: torch.Tensor, present: torch.Tensor, a: int, b: int) -> torch.Tensor:
+    out = xy.clone()
+    both = present[:, a] & present[:, b]
+    out[both, a], out[both, b] = xy[both, b], xy[both, a]
+    return out
+
+
+# Fraction of the hip width by which the swapped hips also cross (weak: exactly exchanged).
+_CROSS = {"weak": 0.0, "medium": 0.3, "strong": 0.7}
+
+
+def hip_swap(xy: torch.Tensor, present: torch.Tensor, strength: str, gen: torch.Generator) -> torch.Tensor:
+    """The two hips exchanged (legs crossed at the hips), pushed past each other at higher strengths."""
+    out = _swap_pair(xy, present, J["r_hip"], J["l_hip"])
+    d = (out[:, J["r_hip"]] - out[:, J["l_hip"]]) * _CROSS[strength]
+    out[:, J["r_hip"]] += d * present[:, J["r_hip"], None]
+    out[:, J["l_hip"]] -= d * present[:, J["l_hip"], None]
+    return out
+
+
+def shoulder_swap(xy: torch.Tensor, present: torch.Tensor, strength: str, gen: torch.Generator) -> torch.Tensor:
+    """The two shoulders exchanged (the arms stay: they now cross the chest), crossed further when stronger."""
+    out = _swap_pair(xy, present, J["r_shoulder"], J["l_shoulder"])
+    d = (out[:, J["r_shoulder"]] - out[:, J["l_shoulder"]]) * _CROSS[strength]
+    out[:, J["r_shoulder"]] += d * present[:, J["r_shoulder"], None]
+    out[:, J["l_shoulder"]] -= d * present[:, J["l_shoulder"], None]
+    return out
+
+
+_FACE = (J["nose"], J["r_eye"], J["l_eye"], J["r_ear"], J["l_ear"])
+HEAD_DROP = {"weak": 0.35, "medium": 0.6, "strong": 0.9}   # of the neck -> mid-hip vector
+
+
+def head_in_chest(xy: torch.Tensor, present: torch.Tensor, strength: str, gen: torch.Generator) -> torch.Tensor:
+    """The head (nose, eyes, ears) pushed down past the neck into the chest."""
+    mid = (xy[:, J["r_hip"]] + xy[:, J["l_hip"]]) / 2
+    down = (mid - xy[:, J["neck"]]) * (present[:, J["neck"]] & present[:, J["r_hip"]] & present[:, J["l_hip"]])[:, None]
+    face = torch.tensor(_FACE)
+    head = (xy[:, face] * present[:, face, None]).sum(1) / present[:, face].sum(1).clamp_min(1)[:, None]
+    shift = xy[:, J["neck"]] - head + down * HEAD_DROP[strength]           # head centre to below the neck
+    out = xy.clone()
+    out[:, face] += shift[:, None] * present[:, face, None]
+    return out
+
+
+_MIRROR = {"weak": ((J["r_wrist"],), (J["l_wrist"],)),
+           "medium": ((J["r_elbow"], J["r_wrist"]), (J["l_elbow"], J["l_wrist"]),
+                      (J["r_knee"], J["r_ankle"]), (J["l_knee"], J["l_ankle"])),
+           "strong": ((J["r_knee"], J["r_ankle"], J["l_knee"], J["l_ankle"]),)}
+
+
+def mirrored_limb(xy: torch.Tensor, present: torch.Tensor, strength: str, gen: torch.Generator) -> torch.Tensor:
+    """A limb (hand, arm, leg, or both legs) reflected across the body's axis (neck -> mid-hip line)."""
+    options = _MIRROR[strength]
+    choice = _choose(len(xy), len(options), gen)
+    mid = (xy[:, J["r_hip"]] + xy[:, J["l_hip"]]) / 2
+    axis = mid - xy[:, J["neck"]]
+    axis = axis / axis.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+    out = xy.clone()
+    for o, joints in enumerate(options):
+        rows = choice == o
+        for j in joints:
+            v = xy[:, j] - mid
+            refl = 2 * (v * axis).sum(-1, keepdim=True) * axis - v + mid
+            use = (rows & present[:, j])[:, None]
+            out[:, j] = torch.where(use, refl, out[:, j])
+    return out
+
+
 CORRUPTIONS_2D: dict[str, Callable[..., torch.Tensor]] = {
     "joint_noise": joint_noise,
     "bone_length": bone_length,
     "swap_sides": swap_sides,
     "detached_joint": detach_joint,
+    "hip_swap": hip_swap,
+    "shoulder_swap": shoulder_swap,
+    "head_in_chest": head_in_chest,
+    "mirrored_limb": mirrored_limb,
 }

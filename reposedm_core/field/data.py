@@ -14,26 +14,29 @@ from dataclasses import dataclass
 import torch
 
 from ..data.synthetic.camera import NUM_CAMERA_UNIFORMS, make_camera
-from ..data.synthetic.poses import sample_pose_angles
+from ..data.synthetic.poses import NUM_POSE_UNIFORMS, pose_angles_from_uniforms, realistic_family, sample_pose_angles
 from ..data.synthetic.skeleton import (DOF, JOINT_LIMITS_DEG, NUM_SHAPE_UNIFORMS, SJ, body_shape_from_uniforms,
-                                       forward_kinematics, openpose18_from_3d)
-from ..pose.normalize import root_and_scale
+                                       forward_kinematics, openpose18_from_3d, orient_bodies)
 from ..pose.skeleton import JOINT_INDEX as J
 from .corrupt import CORRUPTIONS_2D, STRENGTHS
 from .distance import aligned_distance, nearest_distance
 from .fit import fit_distance
-from .model import PoseInteractionField
+from .model import TRAINING_SCALE, normalise, root_and_unit
 
-KINDS = ("joint_noise", "bone_length", "swap_sides", "detached_joint", "joint_limit", "impossible_bend")
+KINDS = ("joint_noise", "bone_length", "swap_sides", "detached_joint", "joint_limit", "impossible_bend",
+         "hip_swap", "shoulder_swap", "head_in_chest", "mirrored_limb")
 # Degrees past the limit for the 3D corruptions, per strength.
 PAST_LIMIT_DEG = {"weak": 15.0, "medium": 35.0, "strong": 60.0}
 # DOFs pushed past a limit (direction: +1 above the upper limit, -1 below the lower one).
 LIMIT_DOFS = (("neck_rot", 1), ("neck_rot", -1), ("spine_rot", 1), ("spine_rot", -1), ("r_hip_abd", 1),
               ("l_hip_abd", 1), ("r_hip_flex", -1), ("l_hip_flex", -1), ("neck_lat", 1), ("neck_lat", -1),
-              ("r_shoulder_plane", -1), ("l_shoulder_plane", -1))
+              ("r_shoulder_plane", -1), ("l_shoulder_plane", -1), ("neck_flex", 1), ("neck_flex", -1))
 BEND_DOFS = ("r_elbow", "l_elbow", "r_knee", "l_knee")
 FACE = (J["nose"], J["r_eye"], J["l_eye"], J["r_ear"], J["l_ear"])
 DROP_RATE = 0.04  # random detector misses among otherwise visible joints
+OCCLUDED_MISSING = 0.6  # share of joints hidden behind the torso that detectors / annotators leave out
+# Orientation of the whole body (lying families): upright, on the back, on the front, on either side.
+ORIENTATIONS = ("upright", "back", "front", "side_r", "side_l")
 
 
 @dataclass
@@ -43,6 +46,8 @@ class Bodies:
     shape_u: torch.Tensor   # [n, NUM_SHAPE_UNIFORMS] uniforms of the body proportions
     angles: torch.Tensor    # [n, DOFS] radians
     cam_u: torch.Tensor     # [n, NUM_CAMERA_UNIFORMS]
+    orient: torch.Tensor | None = None   # [n] index into ORIENTATIONS (None: all upright)
+    realistic: bool = False              # the realistic world's cameras
 
     @property
     def shape(self) -> torch.Tensor:
@@ -50,16 +55,33 @@ class Bodies:
         return body_shape_from_uniforms(self.shape_u)
 
     def __getitem__(self, rows) -> "Bodies":
-        return Bodies(self.shape_u[rows], self.angles[rows], self.cam_u[rows])
+        return Bodies(self.shape_u[rows], self.angles[rows], self.cam_u[rows],
+                      None if self.orient is None else self.orient[rows], self.realistic)
+
+    def joints(self, angles: torch.Tensor | None = None) -> torch.Tensor:
+        """3D joints ``[n, J, 3]`` of the bodies (optionally with other angles), laid down when lying."""
+        joints = forward_kinematics(self.shape, self.angles if angles is None else angles)
+        return orient_bodies(joints, self.orient) if self.orient is not None else joints
 
 
-def sample_bodies(gen: torch.Generator, n: int, full_body: bool = False) -> Bodies:
-    """n random bodies: shape, in-limit angles and camera uniforms (``full_body`` forbids cropped shots)."""
+def sample_bodies(gen: torch.Generator, n: int, full_body: bool = False, realistic: bool = True) -> Bodies:
+    """n random bodies: shape, in-limit angles and camera uniforms (``full_body`` forbids cropped shots).
+
+    ``realistic`` (default): the realistic world's poses (``poses.REALISTIC_EXTRA`` families with lying bodies
+    laid on the back, front or side) and cameras (``make_camera(realistic=True)``); else the original world.
+    """
     u = torch.rand(n, NUM_CAMERA_UNIFORMS, generator=gen, dtype=torch.float64).clamp(1e-6, 1 - 1e-6)
     if full_body:
-        u[:, 5] = u[:, 5] * 0.79  # camera.FULL_BODY_FRACTION: below it the shot is full-body
+        u[:, 5] = u[:, 5] * 0.74  # below both worlds' crop fractions: the shot is full-body
     shape_u = torch.rand(n, NUM_SHAPE_UNIFORMS, generator=gen, dtype=torch.float64).clamp(1e-9, 1 - 1e-9)
-    return Bodies(shape_u, sample_pose_angles(gen, n), u)
+    if not realistic:
+        return Bodies(shape_u, sample_pose_angles(gen, n), u)
+    pu = torch.rand(n, NUM_POSE_UNIFORMS, generator=gen, dtype=torch.float64).clamp(1e-9, 1 - 1e-9)
+    angles = pose_angles_from_uniforms(pu, "realistic")
+    lying = torch.from_numpy(realistic_family(pu) == "lying")
+    side = 1 + (torch.rand(n, generator=gen) * 4).long().clamp(max=3)
+    orient = torch.where(lying, side, torch.zeros_like(side))
+    return Bodies(shape_u, angles, u, orient, True)
 
 
 def project(bodies: Bodies, angles: torch.Tensor | None = None, height: int = 256, width: int = 176,
@@ -69,10 +91,10 @@ def project(bodies: Bodies, angles: torch.Tensor | None = None, height: int = 25
     Visibility: out-of-frame joints are missing; face points turned away from the camera are missing (as
     detectors behave); with ``gen``, a few other joints are dropped at random (detector misses).
     """
-    joints = forward_kinematics(bodies.shape, bodies.angles)
-    cam = make_camera(bodies.cam_u, joints, height, width)       # framing fixed by the valid pose
+    joints = bodies.joints()
+    cam = make_camera(bodies.cam_u, joints, height, width, bodies.realistic)   # framing fixed by the valid pose
     if angles is not None:
-        joints = forward_kinematics(bodies.shape, angles)
+        joints = bodies.joints(angles)
     pc = cam.to_camera(joints)
     xy = openpose18_from_3d(cam.project(pc))                       # [n, 18, 2]
     inside = (xy[..., 0] >= 0) & (xy[..., 0] < width) & (xy[..., 1] >= 0) & (xy[..., 1] < height)
@@ -85,8 +107,29 @@ def project(bodies: Bodies, angles: torch.Tensor | None = None, height: int = 25
     visible[:, list(FACE)] &= facing > torch.tensor([0.0, 0.0, 0.0, -0.35, -0.35], dtype=facing.dtype)
     if gen is not None:
         visible &= torch.rand(visible.shape, generator=gen) >= DROP_RATE
+        if bodies.realistic:
+            hidden = behind_torso(xy, openpose18_from_3d(pc)[..., 2])
+            visible &= ~(hidden & (torch.rand(visible.shape, generator=gen) < OCCLUDED_MISSING))
     kp = torch.cat([xy, torch.ones_like(xy[..., :1])], -1).float()
     return kp * visible.unsqueeze(-1)
+
+
+_TORSO = (J["r_shoulder"], J["l_shoulder"], J["l_hip"], J["r_hip"])
+_LIMB_JOINTS = [J[k] for k in ("r_elbow", "r_wrist", "l_elbow", "l_wrist", "r_knee", "r_ankle", "l_knee", "l_ankle")]
+
+
+def behind_torso(xy: torch.Tensor, depth: torch.Tensor, margin: float = 0.08) -> torch.Tensor:
+    """``[n, 18]`` bool: limb joints more than ``margin`` metres behind the torso whose projection falls inside
+    the torso's quadrilateral (shoulders and hips) -- hidden by the body (self-occlusion)."""
+    quad = xy[:, list(_TORSO)]                                             # [n, 4, 2]
+    z_torso = depth[:, list(_TORSO)].mean(1, keepdim=True)
+    p = xy[:, _LIMB_JOINTS][:, :, None]                                    # [n, L, 1, 2]
+    a, b = quad[:, None], quad.roll(-1, 1)[:, None]                        # edges a -> b
+    cross = (b[..., 0] - a[..., 0]) * (p[..., 1] - a[..., 1]) - (b[..., 1] - a[..., 1]) * (p[..., 0] - a[..., 0])
+    inside = (cross > 0).all(-1) | (cross < 0).all(-1)                     # [n, L]
+    out = torch.zeros(xy.shape[:2], dtype=torch.bool)
+    out[:, _LIMB_JOINTS] = inside & (depth[:, _LIMB_JOINTS] > z_torso + margin)
+    return out
 
 
 def past_limit(bodies: Bodies, strength: str, gen: torch.Generator) -> torch.Tensor:
@@ -115,8 +158,8 @@ def impossible_bend(bodies: Bodies, strength: str, gen: torch.Generator) -> torc
 
 
 def normalised(kp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The field's own normalisation (root-centred, torso-scaled): ``[n, 18, 2]``, present ``[n, 18]``."""
-    return PoseInteractionField.normalise(kp)
+    """The training data's normalisation (root-centred, body-scaled): ``[n, 18, 2]``, present ``[n, 18]``."""
+    return normalise(kp, TRAINING_SCALE)
 
 
 def corrupt(bodies: Bodies, valid_kp: torch.Tensor, kind: str, strength: str, gen: torch.Generator,
@@ -127,7 +170,7 @@ def corrupt(bodies: Bodies, valid_kp: torch.Tensor, kind: str, strength: str, ge
     present = valid_kp[..., 2] > 0
     if kind in CORRUPTIONS_2D:
         xy, _ = normalised(valid_kp)
-        center, scale, _ = root_and_scale(valid_kp)
+        center, scale = root_and_unit(valid_kp, TRAINING_SCALE)
         bad = CORRUPTIONS_2D[kind](xy, present, strength, gen)
         pix = bad * scale[:, None, None] + center[:, None]
     else:
@@ -146,15 +189,16 @@ def target_distance(corrupted: torch.Tensor, source: torch.Tensor, bank: torch.T
     src, _ = normalised(torch.cat([source[..., :2], corrupted[..., 2:]], -1))
     best = torch.minimum(aligned_distance(q, src, present), nearest_distance(q, present, bank))
     if fit_steps > 0:
-        best = torch.minimum(best, fit_distance(corrupted, bodies.shape_u, bodies.angles, bodies.cam_u, fit_steps))
+        best = torch.minimum(best, fit_distance(corrupted, bodies.shape_u, bodies.angles, bodies.cam_u, fit_steps,
+                                                orient=bodies.orient, realistic=bodies.realistic))
     return best
 
 
 def make_bank(gen: torch.Generator, n: int, height: int = 256, width: int = 176) -> torch.Tensor:
     """``[n, 18, 2]`` normalised full-body valid poses with every joint present (the nearest-neighbour bank)."""
     bodies = sample_bodies(gen, n, full_body=True)
-    joints = forward_kinematics(bodies.shape, bodies.angles)
-    cam = make_camera(bodies.cam_u, joints, height, width)
+    joints = bodies.joints()
+    cam = make_camera(bodies.cam_u, joints, height, width, bodies.realistic)
     xy = openpose18_from_3d(cam.project(cam.to_camera(joints))).float()
     kp = torch.cat([xy, torch.ones_like(xy[..., :1])], -1)
     return normalised(kp)[0]

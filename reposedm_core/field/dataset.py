@@ -9,9 +9,17 @@ import torch
 from .corrupt import STRENGTHS
 from .data import KINDS, corrupt, make_bank, normalised, project, sample_bodies, target_distance
 from .distance import aligned_distance
+from .model import TRAINING_SCALE, root_and_unit
 
 log = logging.getLogger(__name__)
 NO_OP = 0.02  # a "corruption" that moved the visible pose less than this (torso lengths) changed nothing
+# Valid means "as a detector or annotator reports it": every pose (valid or corrupted) gets per-joint jitter of
+# sigma ~ U(0, JITTER_MAX) body units per coordinate (up to ~2.5 % of body height; face points, which detectors
+# and annotators place least consistently, up to FACE_JITTER_MAX); valid poses keep target 0 and corrupted ones
+# lose the jitter's expected contribution to their distance.
+JITTER_MAX = 0.08
+FACE_JITTER_MAX = 0.14
+_FACE = [0, 14, 15, 16, 17]
 MAX_TARGET = 4.0  # torso lengths; farther poses are all "very broken" (keeps rare projections from dominating L1)
 
 
@@ -32,6 +40,23 @@ class FieldData:
     source_kp: torch.Tensor   # [Nc, 18, 3] pixels: the valid pose each corruption came from
 
 
+def jitter(kp: torch.Tensor, gen: torch.Generator, return_allowance: bool = False):
+    """Pixel poses ``[n, 18, 3]`` with annotation jitter (see :data:`JITTER_MAX`); missing joints stay missing.
+    With ``return_allowance``, also the jitter's expected aligned distance ``[n]`` (body units)."""
+    _, unit = root_and_unit(kp, TRAINING_SCALE)
+    u = torch.rand(len(kp), 2, generator=gen)
+    sigma = (u[:, :1] * JITTER_MAX).expand(-1, 18).clone()             # body units, per joint
+    sigma[:, _FACE] = u[:, 1:] * FACE_JITTER_MAX
+    noise = torch.randn(kp[..., :2].shape, generator=gen) * (sigma * unit[:, None])[..., None]
+    present = kp[..., 2] > 0
+    out = torch.cat([kp[..., :2] + noise * present[..., None], kp[..., 2:]], -1)
+    if not return_allowance:
+        return out
+    var = (sigma ** 2 * present).sum(-1)
+    mean_var = var / present.sum(-1).clamp_min(1)
+    return out, (2 * var - 3 * mean_var).clamp_min(1e-6).sqrt()
+
+
 def build(seed: int, n: int, bank_size: int, height: int = 256, width: int = 176, chunk: int = 20000,
           progress=None, fit_steps: int = 40) -> FieldData:
     """n valid and about n corrupted poses (every kind x strength equally), from generator seed ``seed``.
@@ -48,7 +73,7 @@ def build(seed: int, n: int, bank_size: int, height: int = 256, width: int = 176
         bodies = sample_bodies(gen, m)
         kp = project(bodies, height=height, width=width, gen=gen)
         ok = (kp[..., 2] > 0).sum(-1) >= 4          # a pose the field can say something about
-        parts["valid"].append(kp[ok])
+        parts["valid"].append(jitter(kp, gen)[ok])
         combo = torch.randint(0, len(combos), (m,), generator=gen)
         bad = torch.zeros_like(kp)
         for c, (k, s) in enumerate(combos):
@@ -61,11 +86,13 @@ def build(seed: int, n: int, bank_size: int, height: int = 256, width: int = 176
         moved = aligned_distance(q, src, present) >= NO_OP
         sane = (bad[..., :2].abs() < 10 * max(height, width)).all(-1).all(-1)  # nothing projected to infinity
         keep = ok & moved & sane
+        bad, allowance = jitter(bad, gen, return_allowance=True)
         parts["bad"].append(bad[keep])
         parts["src"].append(kp[keep])
         parts["kind"].append(torch.tensor([combos[c][0] for c in combo[keep].tolist()], dtype=torch.long))
         parts["strength"].append(torch.tensor([combos[c][1] for c in combo[keep].tolist()], dtype=torch.long))
-        parts["target"].append(target_distance(bad[keep], kp[keep], bank, bodies[keep], fit_steps).clamp(max=MAX_TARGET))
+        dist = target_distance(bad[keep], kp[keep], bank, bodies[keep], fit_steps)
+        parts["target"].append((dist - allowance[keep]).clamp(0, MAX_TARGET))
         done += m
         if progress is not None:
             progress(m)

@@ -12,9 +12,10 @@ import torch
 
 from ..data.synthetic.camera import make_camera
 from ..data.synthetic.skeleton import (NUM_SHAPE_UNIFORMS, body_shape_from_uniforms, clamp_to_limits,
-                                       forward_kinematics, openpose18_from_3d, rot_x, rot_y, rot_z, matmul3)
+                                       forward_kinematics, openpose18_from_3d, orient_bodies, rot_x, rot_y, rot_z,
+                                       matmul3)
 from .distance import aligned_distance
-from .model import PoseInteractionField
+from .model import TRAINING_SCALE, normalise
 
 
 def _rotation(r: torch.Tensor) -> torch.Tensor:
@@ -23,17 +24,19 @@ def _rotation(r: torch.Tensor) -> torch.Tensor:
 
 
 def fit_distance(query: torch.Tensor, shape_u: torch.Tensor, angles: torch.Tensor, cam_u: torch.Tensor,
-                 steps: int = 40, lr: float = 0.04, height: int = 256, width: int = 176) -> torch.Tensor:
+                 steps: int = 40, lr: float = 0.04, height: int = 256, width: int = 176,
+                 orient: torch.Tensor | None = None, realistic: bool = False) -> torch.Tensor:
     """Upper bound of the distance from pixel poses ``query [n, 18, 3]`` to the valid manifold, ``[n]``.
 
     shape_u ``[n, NUM_SHAPE_UNIFORMS]``, angles ``[n, DOFS]`` (start, inside the limits) and cam_u: the body and
     camera to start from. Returns the smallest aligned distance seen during the optimisation (torso units of
     the query's normalisation).
     """
-    q, present = PoseInteractionField.normalise(query)
+    q, present = normalise(query, TRAINING_SCALE)
     q = q.double()
-    joints = forward_kinematics(body_shape_from_uniforms(shape_u), angles)
-    cam = make_camera(cam_u, joints, height, width)
+    lay = (lambda j: orient_bodies(j, orient)) if orient is not None else (lambda j: j)  # noqa: E731
+    joints = lay(forward_kinematics(body_shape_from_uniforms(shape_u), angles))
+    cam = make_camera(cam_u, joints, height, width, realistic)
     centre = joints.mean(1, keepdim=True).detach()
     logit_u = torch.logit(shape_u.clamp(1e-4, 1 - 1e-4)).clone().requires_grad_(True)
     ang = angles.clone().requires_grad_(True)
@@ -41,10 +44,10 @@ def fit_distance(query: torch.Tensor, shape_u: torch.Tensor, angles: torch.Tenso
     opt = torch.optim.Adam([logit_u, ang, rot], lr=lr)
     best = torch.full((len(query),), float("inf"), dtype=torch.float64)
     for _ in range(steps + 1):
-        body = forward_kinematics(body_shape_from_uniforms(torch.sigmoid(logit_u)), ang)
+        body = lay(forward_kinematics(body_shape_from_uniforms(torch.sigmoid(logit_u)), ang))
         body = torch.einsum("nij,npj->npi", _rotation(rot), body - centre) + centre
         xy = openpose18_from_3d(cam.project(cam.to_camera(body)))
-        fitted, _ = PoseInteractionField.normalise(torch.cat([xy, torch.ones_like(xy[..., :1])], -1))
+        fitted, _ = normalise(torch.cat([xy, torch.ones_like(xy[..., :1])], -1), TRAINING_SCALE)
         d = aligned_distance(q, fitted.double(), present)
         best = torch.minimum(best, d.detach())
         opt.zero_grad(set_to_none=True)

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from ..pose.normalize import root_and_scale
+from ..pose.normalize import root_and_body_scale, root_and_scale
 from ..pose.skeleton import LIMBS
 
 # The 17 bones of the body (the OpenPose limbs without the two ear-shoulder connectors).
@@ -30,6 +30,9 @@ class FieldConfig:
     layers: int = 1
     mlp_ratio: int = 4
     head_hidden: int = 128
+    # "torso" (neck to mid-hip, the first fields) or "body" (upper quartile of per-segment estimates, which
+    # does not collapse for torsos seen end-on; pose.normalize.root_and_body_scale)
+    scale: str = "torso"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -58,6 +61,26 @@ class _Block(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
+# The scale the field's training data is built in (``FieldConfig.scale`` of newly trained fields).
+TRAINING_SCALE = "body"
+
+
+def root_and_unit(keypoints: torch.Tensor, scale: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(root ``[N, 2]``, pixels per unit ``[N]``) of the field's frame for a scale mode."""
+    if scale not in ("torso", "body"):
+        raise ValueError(f"field scale must be 'torso' or 'body', got {scale!r}")
+    center, unit, _ = (root_and_body_scale if scale == "body" else root_and_scale)(keypoints)
+    return center, unit
+
+
+def normalise(keypoints: torch.Tensor, scale: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pixels ``[N, 18, 3]`` -> (root-centred xy in the field's unit ``[N, 18, 2]``, present ``[N, 18]``)."""
+    center, unit = root_and_unit(keypoints, scale)
+    present = keypoints[..., 2] > 0
+    xy = (keypoints[..., :2] - center.unsqueeze(-2)) / unit[..., None, None]
+    return xy * present.unsqueeze(-1), present
+
+
 class PoseInteractionField(nn.Module):
     """``f(pose) -> distance >= 0`` to the manifold of valid 2D human poses (in torso-length units)."""
 
@@ -71,13 +94,9 @@ class PoseInteractionField(nn.Module):
         self.norm = nn.LayerNorm(c.dim)
         self.head = nn.Sequential(nn.Linear(2 * c.dim, c.head_hidden), nn.GELU(), nn.Linear(c.head_hidden, 1))
 
-    @staticmethod
-    def normalise(keypoints: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def normalise(self, keypoints: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Pixels ``[N, 18, 3]`` -> (normalised xy ``[N, 18, 2]``, present ``[N, 18]`` bool); differentiable."""
-        center, scale, _valid = root_and_scale(keypoints)
-        present = keypoints[..., 2] > 0
-        xy = (keypoints[..., :2] - center.unsqueeze(-2)) / scale[..., None, None]
-        return xy * present.unsqueeze(-1), present
+        return normalise(keypoints, self.config.scale)
 
     def tokens(self, xy: torch.Tensor, present: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Bone tokens ``[N, 17, 8]`` and their mask ``[N, 17]`` from normalised joints ``[N, 18, 2]``."""

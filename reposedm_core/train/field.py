@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from ..field.api import save_pose_field
 from ..field.dataset import build
-from ..field.model import FieldConfig, PoseInteractionField
+from ..field.model import TRAINING_SCALE, FieldConfig, PoseInteractionField
 
 log = logging.getLogger("reposedm.train.field")
 
@@ -66,7 +66,8 @@ def run(args: argparse.Namespace) -> None:
     log.info("data: %d valid, %d corrupted poses in %.0f s", len(data.valid_xy), len(data.bad_xy), time.time() - t0)
 
     model = PoseInteractionField(FieldConfig(dim=args.dim, layers=args.layers, heads=args.heads,
-                                              mlp_ratio=args.mlp_ratio, head_hidden=args.head_hidden))
+                                              mlp_ratio=args.mlp_ratio, head_hidden=args.head_hidden,
+                                              scale=TRAINING_SCALE))
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     steps_per_epoch = max(1, min(len(data.valid_xy), len(data.bad_xy)) // args.batch)
     total = args.epochs * steps_per_epoch

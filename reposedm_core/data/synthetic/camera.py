@@ -61,12 +61,16 @@ def _pitch(a: torch.Tensor) -> torch.Tensor:
     return torch.stack([torch.stack(r, -1) for r in ((o, z, z), (z, c, -s), (z, s, c))], -2)
 
 
-def make_camera(u: torch.Tensor, joints: torch.Tensor, height: int, width: int) -> Camera:
+def make_camera(u: torch.Tensor, joints: torch.Tensor, height: int, width: int, realistic: bool = False) -> Camera:
     """Cameras for ``n`` people from uniforms ``[n, NUM_CAMERA_UNIFORMS]`` and their joints ``[n, J, 3]``.
 
     The focal length and principal point are chosen so the person (joints inflated by a body-size margin)
     fills ``0.72..0.95`` of the canvas, or, for about 20 % of shots, a 1.15..1.9x closer crop anchored near
     the head, so legs (and sometimes an arm) fall out of frame.
+
+    ``realistic`` (the pose field's world): pitch from -60 (below) to +80 degrees (from above; half the shots
+    near eye level), roll up to +-30 degrees, camera 1.5..8 m away (perspective foreshortening), and 25 % crops
+    that cut the body on any side (top, bottom, left or right).
     """
     n = u.shape[0]
     u = u.to(torch.float64)
@@ -78,6 +82,12 @@ def make_camera(u: torch.Tensor, joints: torch.Tensor, height: int, width: int) 
     pitch = (math.radians(3) + math.radians(7) * z[:, 2]).clamp(math.radians(-20), math.radians(20))
     roll = (math.radians(3) * z[:, 3]).clamp(math.radians(-10), math.radians(10))
     dist = 2.5 + 3.5 * u[:, 4]
+    if realistic:
+        wide = math.radians(-60) + math.radians(140) * u[:, 18]
+        pitch = torch.where(u[:, 19] < 0.5, (math.radians(5) + math.radians(12) * z[:, 2]).clamp(
+            math.radians(-60), math.radians(80)), wide)
+        roll = (math.radians(12) * z[:, 3]).clamp(math.radians(-30), math.radians(30))
+        dist = 1.5 + 6.5 * u[:, 4]
     ys = joints[..., 1]
     target = 0.5 * (ys.amin(1) + ys.amax(1))
     zero = torch.zeros_like(dist)
@@ -88,7 +98,7 @@ def make_camera(u: torch.Tensor, joints: torch.Tensor, height: int, width: int) 
     translation = -matvec3(view, cam_pos)
     cam = Camera(rotation, translation, torch.ones_like(dist), zero.clone(), zero.clone(), yaw, pitch, roll,
                  light=zero[:, None].expand(n, 3), ambient=zero, diffuse=zero, floor_line=zero[:, None, None],
-                 cropped=u[:, 5] >= FULL_BODY_FRACTION)
+                 cropped=u[:, 5] >= (0.75 if realistic else FULL_BODY_FRACTION))
 
     # Framing in normalised image coordinates (focal 1, principal point 0).
     pc = cam.to_camera(joints)
@@ -106,7 +116,16 @@ def make_camera(u: torch.Tensor, joints: torch.Tensor, height: int, width: int) 
         cam.cropped, torch.full_like(slack_x, 0.3 * width), 0.9 * slack_x.clamp_min(0))
     cy_full = 0.5 * height - focal * 0.5 * (y0 + y1) + (u[:, 9] - 0.5) * 0.9 * slack_y.clamp_min(0)
     cy_crop = (0.01 + 0.08 * u[:, 9]) * height - focal * y0
-    cam.focal, cam.cx, cam.cy = focal, cx, torch.where(cam.cropped, cy_crop, cy_full)
+    cy = torch.where(cam.cropped, cy_crop, cy_full)
+    if realistic:  # crops on any side: 0 head kept (legs cut), 1 feet kept (head cut), 2 / 3 cut left / right
+        side = (u[:, 16] * 4).long().clamp(max=3)
+        edge = 0.01 + 0.08 * u[:, 17]
+        cy_mid = 0.5 * height - focal * 0.5 * (y0 + y1)
+        cy = torch.where(cam.cropped & (side == 1), (1 - edge) * height - focal * y1, cy)
+        cy = torch.where(cam.cropped & (side >= 2), cy_mid, cy)
+        cx = torch.where(cam.cropped & (side == 2), (1 - edge) * width - focal * x1, cx)
+        cx = torch.where(cam.cropped & (side == 3), edge * width - focal * x0, cx)
+    cam.focal, cam.cx, cam.cy = focal, cx, cy
 
     # Lighting (camera coordinates; -z points back at the camera, -y up).
     az, el = math.radians(60) * (2 * u[:, 10] - 1), math.radians(10) + math.radians(50) * u[:, 11]

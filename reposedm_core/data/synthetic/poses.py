@@ -118,12 +118,113 @@ def _waving(set_: Setter) -> None:
     set_("neck_rot", -40, 40, 16); set_("spine_lat", -12, 12, 17)  # noqa: E702
 
 
+def _kneeling_both(set_: Setter) -> None:
+    set_("root_pitch", -10, 25, 18); set_("spine_flex", -5, 20, 19)  # noqa: E702
+    for i, s in enumerate(("r", "l")):
+        set_(f"{s}_hip_flex", -10, 30, i); set_(f"{s}_knee", 95, 145, 2 + i)  # noqa: E702
+        set_(f"{s}_hip_abd", 0, 15, 4 + i); set_(f"{s}_ankle", -40, 10, 6 + i)  # noqa: E702
+    _hanging_arms(set_)
+    set_("neck_rot", -30, 30, 16)
+
+
+def _kneeling_one(set_: Setter) -> None:
+    set_("r_hip_flex", -10, 25, 0); set_("r_knee", 90, 130, 1); set_("r_ankle", -40, 0, 2)  # noqa: E702 down
+    set_("l_hip_flex", 70, 105, 3); set_("l_knee", 70, 110, 4); set_("l_ankle", -10, 20, 5)  # noqa: E702 up
+    set_("spine_flex", -5, 25, 19)
+    for i, s in enumerate(("r", "l")):
+        set_(f"{s}_shoulder_elev", 10, 70, 8 + i); set_(f"{s}_shoulder_plane", 40, 100, 10 + i)  # noqa: E702
+        set_(f"{s}_elbow", 10, 110, 12 + i)
+    set_("neck_rot", -30, 30, 16)
+
+
+def _cross_legged(set_: Setter) -> None:
+    set_("root_pitch", -15, 15, 18); set_("spine_flex", 0, 30, 19)  # noqa: E702
+    for i, s in enumerate(("r", "l")):
+        set_(f"{s}_hip_flex", 65, 100, i); set_(f"{s}_knee", 115, 150, 2 + i)  # noqa: E702
+        set_(f"{s}_hip_abd", 30, 50, 4 + i); set_(f"{s}_hip_rot", 25, 45, 6 + i)  # noqa: E702
+        set_(f"{s}_shoulder_elev", 10, 40, 8 + i); set_(f"{s}_shoulder_plane", 60, 100, 10 + i)  # noqa: E702
+        set_(f"{s}_elbow", 20, 100, 12 + i)
+    set_("neck_rot", -30, 30, 16); set_("neck_flex", -10, 25, 17)  # noqa: E702
+
+
+def _floor_sitting(set_: Setter) -> None:
+    set_("root_pitch", -25, 10, 18); set_("spine_flex", 0, 35, 19)  # noqa: E702
+    for i, s in enumerate(("r", "l")):
+        set_(f"{s}_hip_flex", 70, 110, i); set_(f"{s}_knee", 0, 100, 2 + i)  # noqa: E702
+        set_(f"{s}_hip_abd", 0, 25, 4 + i)
+        set_(f"{s}_shoulder_elev", 15, 50, 8 + i); set_(f"{s}_shoulder_plane", -60, 90, 10 + i)  # noqa: E702
+        set_(f"{s}_elbow", 0, 90, 12 + i)
+    set_("neck_rot", -35, 35, 16)
+
+
+def _crouching(set_: Setter) -> None:
+    set_("root_pitch", 20, 60, 18); set_("spine_flex", 10, 45, 19); set_("neck_flex", -40, 10, 16)  # noqa: E702
+    for i, s in enumerate(("r", "l")):
+        set_(f"{s}_hip_flex", 100, 125, i); set_(f"{s}_knee", 120, 150, 2 + i)  # noqa: E702
+        set_(f"{s}_hip_abd", 5, 35, 4 + i); set_(f"{s}_ankle", 10, 25, 6 + i)  # noqa: E702
+        set_(f"{s}_shoulder_elev", 20, 90, 8 + i); set_(f"{s}_shoulder_plane", 50, 110, 10 + i)  # noqa: E702
+        set_(f"{s}_elbow", 20, 120, 12 + i)
+
+
+def _jumping(set_: Setter) -> None:
+    set_("root_pitch", -15, 30, 18); set_("spine_flex", -25, 25, 19)  # noqa: E702
+    for i, s in enumerate(("r", "l")):
+        set_(f"{s}_hip_flex", -20, 90, i); set_(f"{s}_knee", 10, 140, 2 + i)  # noqa: E702
+        set_(f"{s}_hip_abd", 0, 40, 4 + i); set_(f"{s}_ankle", -45, 20, 6 + i)  # noqa: E702
+        set_(f"{s}_shoulder_elev", 40, 178, 8 + i); set_(f"{s}_shoulder_plane", -30, 120, 10 + i)  # noqa: E702
+        set_(f"{s}_elbow", 0, 110, 12 + i)
+    set_("neck_flex", -40, 20, 16)
+
+
+def _reaching(set_: Setter) -> None:
+    _standing_legs(set_)
+    set_("r_shoulder_elev", 60, 178, 8); set_("r_shoulder_plane", -30, 130, 9); set_("r_elbow", 0, 40, 10)  # noqa: E702
+    set_("l_shoulder_elev", 0, 120, 11); set_("l_shoulder_plane", -40, 120, 12); set_("l_elbow", 0, 120, 13)  # noqa: E702
+    set_("spine_lat", -30, 30, 17); set_("spine_rot", -40, 40, 19); set_("root_pitch", -10, 40, 18)  # noqa: E702
+    set_("neck_flex", -50, 20, 16)
+
+
+def _sport_extreme(set_: Setter) -> None:
+    """Kicks, lunges, arabesques, splits, cartwheel arms: every DOF over a wide part of its range."""
+    set_("r_hip_flex", -25, 125, 0); set_("l_hip_flex", -25, 60, 1)  # noqa: E702
+    set_("r_hip_abd", -10, 50, 2); set_("l_hip_abd", -10, 50, 3)  # noqa: E702
+    set_("r_knee", 0, 120, 4); set_("l_knee", 0, 100, 5)  # noqa: E702
+    set_("root_pitch", -25, 80, 18); set_("root_roll", -25, 25, 6); set_("spine_flex", -30, 50, 19)  # noqa: E702
+    set_("spine_lat", -35, 35, 7); set_("spine_rot", -45, 45, 20)  # noqa: E702
+    for i, s in enumerate(("r", "l")):
+        set_(f"{s}_shoulder_elev", 0, 180, 8 + i); set_(f"{s}_shoulder_plane", -60, 135, 10 + i)  # noqa: E702
+        set_(f"{s}_elbow", 0, 150, 12 + i); set_(f"{s}_shoulder_rot", -60, 90, 14 + i)  # noqa: E702
+    set_("neck_flex", -50, 50, 16); set_("neck_rot", -70, 70, 17)  # noqa: E702
+
+
+def _relaxed_lying(set_: Setter) -> None:
+    """The limbs of a person lying down (the body orientation is set by the world, not by the angles)."""
+    for i, s in enumerate(("r", "l")):
+        set_(f"{s}_hip_flex", -5, 90, i); set_(f"{s}_knee", 0, 120, 2 + i)  # noqa: E702
+        set_(f"{s}_hip_abd", 0, 30, 4 + i)
+        set_(f"{s}_shoulder_elev", 0, 170, 8 + i); set_(f"{s}_shoulder_plane", -30, 130, 10 + i)  # noqa: E702
+        set_(f"{s}_elbow", 0, 140, 12 + i)
+    set_("neck_rot", -70, 70, 16); set_("spine_lat", -20, 20, 17); set_("spine_flex", -10, 40, 19)  # noqa: E702
+
+
+# The realistic world (the pose field's): the natural families plus floor, sport and extreme ones. "lying"
+# gives the limbs; ``data.synthetic.orient`` lays the body down (back, front, side).
+REALISTIC_EXTRA: dict[str, tuple[float, Callable[[Setter], None]]] = {
+    "kneeling_both": (0.05, _kneeling_both), "kneeling_one": (0.05, _kneeling_one),
+    "cross_legged": (0.05, _cross_legged), "floor_sitting": (0.05, _floor_sitting), "crouching": (0.05, _crouching),
+    "jumping": (0.06, _jumping), "reaching": (0.06, _reaching), "sport_extreme": (0.08, _sport_extreme),
+    "lying": (0.12, _relaxed_lying),
+}
+REALISTIC_NATURAL_WEIGHT = 0.43
+
+
 PRIORS: dict[str, tuple[float, Callable[[Setter], None]]] = {
     "standing": (0.20, _standing), "walking": (0.18, _walking), "arms_raised": (0.09, _arms_raised),
     "arms_crossed": (0.08, _arms_crossed), "hands_on_hips": (0.08, _hands_on_hips), "sitting": (0.08, _sitting),
     "bending": (0.06, _bending), "squat": (0.05, _squat), "knee_up": (0.06, _knee_up), "waving": (0.12, _waving),
 }
-PRIOR_NAMES: tuple[str, ...] = (*PRIORS, "natural", "uniform", "mixed")
+PRIOR_NAMES: tuple[str, ...] = (*PRIORS, *REALISTIC_EXTRA, "natural", "uniform", "mixed", "realistic")
+ALL_FAMILIES = {**PRIORS, **REALISTIC_EXTRA}
 UNIFORM_FRACTION_IN_MIXED = 0.12
 # Jitter added to natural poses (degrees, 1 sigma) before clamping to the limits.
 JITTER_DEG = {"root_pitch": 2, "root_roll": 2, "spine_flex": 4, "spine_lat": 3, "spine_rot": 6, "neck_flex": 5,
@@ -170,15 +271,18 @@ def pose_angles_from_uniforms(u: torch.Tensor, prior: str = "mixed") -> torch.Te
     u = u.to(torch.float64)
     n = u.shape[0]
     params, jitter_u = u[:, 2 + NUM_DOFS:], u[:, 2:2 + NUM_DOFS]
-    names = list(PRIORS)
-    if prior in PRIORS:
+    names = list(ALL_FAMILIES)
+    if prior in ALL_FAMILIES:
         cat = torch.full((n,), names.index(prior), dtype=torch.long)
+    elif prior == "realistic":
+        weights = [REALISTIC_NATURAL_WEIGHT * PRIORS[k][0] if k in PRIORS else REALISTIC_EXTRA[k][0] for k in names]
+        cat = choice(u[:, 0], weights)
     else:
-        cat = choice(u[:, 0], [PRIORS[k][0] for k in names])
+        cat = choice(u[:, 0], [PRIORS[k][0] for k in PRIORS])
     deg = torch.zeros(n, NUM_DOFS, dtype=torch.float64)
     for i, k in enumerate(names):
         if (cat == i).any():
-            deg = torch.where((cat == i)[:, None], _category(params, PRIORS[k][1]), deg)
+            deg = torch.where((cat == i)[:, None], _category(params, ALL_FAMILIES[k][1]), deg)
     sigma = torch.tensor([JITTER_DEG.get(nm, 3.0) for nm in DOF_NAMES], dtype=torch.float64)
     deg = deg + sigma * normal_from_uniform(jitter_u).clamp(-2.5, 2.5)
     natural = torch.where((u[:, 1] < 0.5)[:, None], _mirror(deg), deg) * (math.pi / 180)
@@ -193,6 +297,16 @@ def pose_angles_from_uniforms(u: torch.Tensor, prior: str = "mixed") -> torch.Te
     else:
         chosen = natural
     return clamp_to_limits(chosen)
+
+
+def realistic_family(u: torch.Tensor) -> list[str]:
+    """The family name of each pose the ``"realistic"`` prior draws from uniforms ``[n, NUM_POSE_UNIFORMS]``
+    (the same choice :func:`pose_angles_from_uniforms` makes), as a numpy-like array of names."""
+    import numpy as np
+
+    names = list(ALL_FAMILIES)
+    weights = [REALISTIC_NATURAL_WEIGHT * PRIORS[k][0] if k in PRIORS else REALISTIC_EXTRA[k][0] for k in names]
+    return np.array(names)[choice(u[:, 0].to(torch.float64), weights).numpy()]
 
 
 def sample_pose_angles(gen: torch.Generator, n: int, prior: str = "mixed") -> torch.Tensor:

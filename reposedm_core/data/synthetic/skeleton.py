@@ -283,3 +283,16 @@ def openpose18_from_3d(joints3d: torch.Tensor) -> torch.Tensor:
     out = torch.stack(cols, -2)
     assert out.shape[-2] == NUM_JOINTS
     return out
+
+
+def orient_bodies(joints: torch.Tensor, orient: torch.Tensor) -> torch.Tensor:
+    """Rotate whole bodies ``[n, J, 3]`` about the pelvis by ``orient [n]`` (0 upright, 1 on the back, 2 on the
+    front, 3 / 4 on either side; ``field.data.ORIENTATIONS``) and put the lowest point on the floor."""
+    pelvis = joints[:, SJ["pelvis"]][:, None]
+    rots = torch.stack([torch.eye(3, dtype=joints.dtype), rot_x(torch.tensor(-math.pi / 2, dtype=joints.dtype)),
+                        rot_x(torch.tensor(math.pi / 2, dtype=joints.dtype)),
+                        rot_z(torch.tensor(math.pi / 2, dtype=joints.dtype)),
+                        rot_z(torch.tensor(-math.pi / 2, dtype=joints.dtype))])
+    out = matvec3(rots[orient][:, None], joints - pelvis) + pelvis
+    return out - torch.stack([torch.zeros_like(out[:, 0, 0]), out[..., 1].amin(1), torch.zeros_like(out[:, 0, 0])],
+                             -1)[:, None]
