@@ -106,11 +106,12 @@ class PoseFieldRepair(io.ComfyNode):
                 PoseKeypoint.Input("pose_keypoint", tooltip="The poses to repair."),
                 io.Float.Input("strength", default=1.0, min=0.0, max=1.0, step=0.05,
                                tooltip="Fraction of the correction applied: 0 = unchanged, 1 = fully repaired."),
-                io.Int.Input("steps", default=8, min=0, max=64,
-                             tooltip="Maximum projection steps per pose; 0 disables repair."),
+                io.Int.Input("steps", default=64, min=0, max=256,
+                             tooltip="Maximum projection steps per pose (a pose stops early once it reaches the "
+                                     "valid poses' median distance or stops improving); 0 disables repair."),
                 io.Float.Input("confidence_weight", default=0.8, min=0.0, max=1.0, step=0.05,
-                               tooltip="How strongly a joint's detection confidence holds it in place "
-                                       "(0 = all joints move alike)."),
+                               tooltip="How much a joint's detection confidence holds it back (0 = all joints "
+                                       "move alike); confident joints of a broken pose still move."),
             ],
             outputs=[PoseKeypoint.Output(display_name="pose_keypoint")],
         )
@@ -124,7 +125,12 @@ class PoseFieldRepair(io.ComfyNode):
             log.warning("Pose Field Repair: %d person(s) with fewer than 2 joints passed through unchanged", skipped)
         if people:
             kp = torch.stack([k for _, _, k in people])
-            fixed = _field().repair(kp, steps=steps, strength=strength, confidence_weight=confidence_weight)
+            field = _field()
+            fixed = field.repair(kp, steps=steps, strength=strength, confidence_weight=confidence_weight)
+            report = field.repair_report(kp, fixed)
+            log.info("Pose Field Repair: field distance %s -> %s, nearest valid pose %s -> %s (per person)",
+                     *(", ".join(f"{v:.3f}" for v in report[k].tolist())
+                       for k in ("field_before", "field_after", "nearest_before", "nearest_after")))
             for (f, p, old), new in zip(people, fixed):
                 frame = frames[f]
                 for attr, wrist in _HANDS:
@@ -150,7 +156,8 @@ class CorruptPose(io.ComfyNode):
             display_name="Corrupt Pose (RePose)",
             category=f"{CATEGORY}/pose",
             description="Breaks poses on purpose (for testing repair and guidance): joint noise, a too-long bone, "
-                        "swapped left/right joints or a detached joint.",
+                        "swapped left/right joints, a detached joint, swapped hips or shoulders, the head pushed "
+                        "into the chest, or a limb mirrored across the body.",
             inputs=[
                 PoseKeypoint.Input("pose_keypoint", tooltip="The poses to break."),
                 io.Combo.Input("kind", options=list(CORRUPTIONS_2D), default="detached_joint",
@@ -164,7 +171,7 @@ class CorruptPose(io.ComfyNode):
     @classmethod
     def execute(cls, pose_keypoint, kind, strength, seed) -> io.NodeOutput:
         from ..reposedm_core.field.corrupt import CORRUPTIONS_2D
-        from ..reposedm_core.pose.normalize import root_and_scale
+        from ..reposedm_core.field.model import TRAINING_SCALE, root_and_unit
 
         frames = load_pose_keypoint(pose_keypoint, require_person=False)
         gen = torch.Generator().manual_seed(seed)
@@ -174,7 +181,7 @@ class CorruptPose(io.ComfyNode):
                 present = kp[..., 2] > 0
                 if int(present.sum()) < 2:
                     continue
-                center, scale, _ = root_and_scale(kp)
+                center, scale = root_and_unit(kp, TRAINING_SCALE)
                 xy = (kp[..., :2] - center[:, None]) / scale[:, None, None]
                 bad = CORRUPTIONS_2D[kind](xy, present, strength, gen) * scale[:, None, None] + center[:, None]
                 frame.keypoints[p, :, :2] = torch.where(present[0, :, None], bad[0], kp[0, :, :2])

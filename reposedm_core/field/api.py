@@ -11,10 +11,10 @@ from pathlib import Path
 
 import torch
 
-from ..pose.normalize import root_and_scale
 from ..pose.validate import check_keypoints
 from ..utils.checkpoint import load_state_strict, read_checkpoint, save_checkpoint
-from .model import FieldConfig, PoseInteractionField
+from .distance import nearest_distance
+from .model import FieldConfig, PoseInteractionField, normalise, root_and_unit
 
 KIND = "pose-interaction-field"
 SHIPPED = Path(__file__).resolve().parents[1] / "weights" / "pose_field.safetensors"
@@ -71,24 +71,33 @@ class PoseField:
             (grad,) = torch.autograd.grad(d.sum(), xy)
         return d.detach(), grad * (kp[..., 2:] > 0)
 
-    def repair(self, keypoints, steps: int = 8, strength: float = 1.0, confidence_weight: float = 0.8,
-               tolerance: float | None = None, max_step: float = 0.25) -> torch.Tensor:
+    @property
+    def valid_median(self) -> float:
+        """Median distance of held-out valid poses: where repair takes a broken pose."""
+        return float(self.calibration.get("valid_p50", 0.5 * self.valid_threshold))
+
+    def repair(self, keypoints, steps: int = 64, strength: float = 1.0, confidence_weight: float = 0.8,
+               tolerance: float | None = None, max_step: float = 0.25, patience: int = 4,
+               min_gain: float = 0.01) -> torch.Tensor:
         """Project poses onto the manifold of valid poses by weighted first-order steps.
 
         Each step moves x by ``-d(x) W g / (g^T W g)`` (g = grad d, W = per-joint weights), which zeroes the
-        field to first order; weights ``1 - confidence_weight * confidence`` move confident joints least.
-        Stops per pose once ``d < tolerance`` (default: the valid poses' 95th percentile). No joint moves more
-        than ``max_step`` torso lengths in one step (a trust region where the field is flat).
+        field to first order. The weights ``1 - confidence_weight * confidence`` (at least 0.25) make confident
+        joints move less, never not at all: a fully confident broken pose is still repaired. A pose stops once
+        ``d < tolerance`` (default: the valid poses' median) or when its distance has improved by less than
+        ``min_gain`` (relative) over ``patience`` steps (a plateau). No joint moves more than ``max_step``
+        body units in one step (a trust region where the field is flat).
 
         Args:
             keypoints: ``[..., 18, 3]`` pixels.
             steps: maximum number of projection steps (0 returns the input).
             strength: 0..1, the fraction of the correction applied (0 = unchanged, 1 = fully repaired).
-            confidence_weight: 0..1, how much a joint's confidence holds it in place.
-            tolerance: distance (torso lengths) under which a pose counts as valid.
+            confidence_weight: 0..1, how much a joint's confidence holds it back.
+            tolerance: distance under which a pose counts as repaired.
 
         Returns:
-            keypoints ``[..., 18, 3]``: missing joints and all confidences unchanged.
+            keypoints ``[..., 18, 3]``: missing joints and all confidences unchanged. See :meth:`repair_report`
+            for how far the result is from the nearest valid pose.
         """
         if not 0.0 <= strength <= 1.0:
             raise ValueError(f"strength must be in [0, 1], got {strength}")
@@ -97,15 +106,20 @@ class PoseField:
         if steps < 0:
             raise ValueError(f"steps must be >= 0, got {steps}")
         kp = self._check(keypoints)
-        tol = self.valid_threshold if tolerance is None else float(tolerance)
+        tol = self.valid_median if tolerance is None else float(tolerance)
         flat = kp.reshape(-1, 18, 3).clone()
         present = flat[..., 2:] > 0
-        weight = (1.0 - confidence_weight * flat[..., 2:].clamp(0, 1)).clamp_min(0.05) * present
+        weight = (1.0 - confidence_weight * flat[..., 2:].clamp(0, 1)).clamp_min(0.25) * present
         xy = flat[..., :2].clone()
-        limit = max_step * root_and_scale(flat)[1][:, None, None]      # pixels
+        limit = max_step * root_and_unit(flat, self.model.config.scale)[1][:, None, None]      # pixels
+        history: list[torch.Tensor] = []
+        stalled = torch.zeros(len(flat), dtype=torch.bool, device=flat.device)
         for _ in range(steps):
             d, g = self.distance_and_gradient(torch.cat([xy, flat[..., 2:]], -1))
-            active = (d > tol).to(xy.dtype)[:, None, None]
+            history.append(d)
+            if len(history) > patience:
+                stalled |= (history[-1 - patience] - d) < min_gain * history[-1 - patience]
+            active = ((d > tol) & ~stalled).to(xy.dtype)[:, None, None]
             if not active.any():
                 break
             wg = weight * g
@@ -117,6 +131,33 @@ class PoseField:
         xy = flat[..., :2] + strength * (xy - flat[..., :2])
         out = torch.cat([torch.where(present, xy, flat[..., :2]), flat[..., 2:]], -1)
         return out.reshape(kp.shape)
+
+    def nearest_valid_distance(self, keypoints) -> torch.Tensor:
+        """Distance ``[...]`` of each pose to its nearest neighbour in a bank of 20,000 valid synthetic poses
+        (similarity-aligned over the pose's visible joints, in the field's units): an independent check that
+        a repaired pose is near a real body, not in a blind spot of the field."""
+        kp = self._check(keypoints)
+        flat = kp.reshape(-1, 18, 3).float().cpu()
+        q, present = normalise(flat, self.model.config.scale)
+        return nearest_distance(q, present, _bank()).reshape(kp.shape[:-2])
+
+    def repair_report(self, before, after) -> dict[str, torch.Tensor]:
+        """Field distance and nearest-valid distance of the poses before and after repair, ``[...]`` each."""
+        return {"field_before": self.distance(before), "field_after": self.distance(after),
+                "nearest_before": self.nearest_valid_distance(before),
+                "nearest_after": self.nearest_valid_distance(after)}
+
+
+_BANK: list[torch.Tensor] = []
+
+
+def _bank(size: int = 20_000, seed: int = 20_251_203) -> torch.Tensor:
+    """The valid-pose bank of :meth:`PoseField.nearest_valid_distance`, built once (about a second)."""
+    if not _BANK:
+        from .data import make_bank
+
+        _BANK.append(make_bank(torch.Generator().manual_seed(seed), size))
+    return _BANK[0]
 
 
 def save_pose_field(model: PoseInteractionField, path: str | os.PathLike, calibration: dict) -> Path:
