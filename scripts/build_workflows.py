@@ -90,6 +90,37 @@ WORKFLOWS: dict[str, tuple[str, dict]] = {
                    "inputs": {"pose_keypoint": ["4", 0], "filename_prefix": "reposedm/photo_pose", "normalized": False}},
         },
     ),
+    "pose_retarget": (
+        "Pose retargeting: the person in a photo (Detect Pose) is given a driving motion (here a synthetic "
+        "person's pose sequence; use DWPose/OpenPose frames of a video). Pose Retarget redraws every driving frame "
+        "with the photo person's proportions, Pose Sequence Clean removes jitter, swaps and gaps, and the result "
+        "is rendered and fed to RecurrentPoseAlign as a batch of target poses for the demo model.",
+        {
+            "1": {"class_type": "LoadImage", "inputs": {"image": "example.png"}},
+            "2": {"class_type": "RePoseDetectPose",
+                  "inputs": {"image": ["1", 0], "max_people": 1, "min_confidence": 0.5, "joint_threshold": 0.5}},
+            "3": {"class_type": "RePoseSyntheticPerson",
+                  "inputs": {"seed": 2, "pose_seed": 40, "width": 176, "height": 256, "batch_size": 4}},
+            "4": {"class_type": "RePosePoseRetarget",
+                  "inputs": {"driving_pose": ["3", 1], "reference_pose": ["2", 0], "person_index": 0,
+                             "anchor": "feet", "scale": "reference", "project_to_manifold": True}},
+            "5": {"class_type": "RePosePoseSequenceClean",
+                  "inputs": {"pose_keypoint": ["4", 0], "person_index": 0, "max_gap": 5, "smoothing": 1.0,
+                             "responsiveness": 0.3, "fps": 30.0, "repair": True}},
+            "6": {"class_type": "RePoseRenderPose",
+                  "inputs": {"pose_keypoint": ["5", 0], "width": 0, "height": 0, "line_scale": 1.0}},
+            "7": {"class_type": "LoadRePoseModel", "inputs": {"model_name": "reposedm_demo (shipped)"}},
+            "8": {"class_type": "RecurrentPoseAlign",
+                  "inputs": {"model": ["7", 0], "source_image": ["1", 0], "source_pose": ["2", 0],
+                             "target_pose": ["5", 0], "iterations": 3, "person_index": 0, "warm_start": True}},
+            "9": {"class_type": "RePoseSampler",
+                  "inputs": {"model": ["7", 0], "alignment": ["8", 0], "seed": 0, "steps": 10, "cfg": 2.0,
+                             "scheduler": "dpmpp_2m", "shared_noise": True}},
+            "10": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "reposedm/retargeted"}},
+            "11": {"class_type": "SaveImage", "inputs": {"images": ["9", 0], "filename_prefix": "reposedm/retarget_result"}},
+            "12": {"class_type": "PreviewImage", "inputs": {"images": ["4", 1]}},
+        },
+    ),
     "pose_transfer_demo": (
         "RePoseDM pose transfer with the shipped demo model: the source person is re-rendered in the target pose. "
         "Recurrent Pose Align warps the source texture onto the target skeleton (preview), then the RePoseDM "

@@ -6,6 +6,7 @@ import importlib
 import logging
 
 PARTS = {"field": "reposedm_core.eval.field", "estimator": "reposedm_core.eval.estimator",
+         "retarget": "reposedm_core.eval.retarget",
          "transfer": "reposedm_core.eval.transfer", "protocol": "reposedm_core.eval.protocol"}
 
 

@@ -18,14 +18,15 @@ WORKFLOWS = sorted((REPO / "workflows").glob("*.json"))
 SHOTS = REPO / "outputs" / "browser"
 OUR_NODES = ("RePoseLoadPoseJSON", "RePoseSavePoseJSON", "RePoseRenderPose", "RePoseSyntheticPerson",
              "RePosePoseFieldScore", "RePosePoseFieldRepair", "LoadRePoseModel", "RecurrentPoseAlign", "RePoseSampler",
-             "PoseFieldGuidance", "RePoseDetectPose")
+             "PoseFieldGuidance", "RePoseDetectPose", "RePosePoseRetarget", "RePosePoseSequenceClean")
 # Workflows made for real SD weights run here on tiny random stand-ins (tests/harness/tiny_sd.py) at a size
 # the CPU does in seconds: widget values set in the page before queueing, as a user would.
 SMALL_RUN = {"sd_controlnet_pose_guidance": {"EmptyLatentImage": {"width": 64, "height": 64},
                                              "RePoseSyntheticPerson": {"width": 64, "height": 64},
                                              "KSampler": {"steps": 4}},
              # a real photo (scikit-image's astronaut, public domain) instead of ComfyUI's drawn example.png
-             "pose_from_photo": {"LoadImage": {"image": "astronaut.png"}}}
+             "pose_from_photo": {"LoadImage": {"image": "astronaut.png"}},
+             "pose_retarget": {"LoadImage": {"image": "astronaut.png"}}}
 
 
 @pytest.fixture(scope="module")
