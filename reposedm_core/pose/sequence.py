@@ -39,20 +39,19 @@ def _unswap(kp: torch.Tensor) -> torch.Tensor:
 
 
 def _drop_outliers(kp: torch.Tensor, unit: float, threshold: float, radius: int = 2) -> torch.Tensor:
-    out = kp.clone()
+    """Joints farther than ``threshold * unit`` from the median of their (up to) ``2 radius`` neighbours in time."""
     t_len = len(kp)
-    for t in range(t_len):
-        lo, hi = max(0, t - radius), min(t_len, t + radius + 1)
-        idx = [i for i in range(lo, hi) if i != t]
-        if len(idx) < 2:
-            continue
-        nb = kp[idx]                                                   # [k, 18, 3]
-        seen = nb[..., 2] > 0
-        for j in torch.nonzero(kp[t, :, 2] > 0)[:, 0].tolist():
-            pts = nb[seen[:, j], j, :2]
-            if len(pts) >= 2 and (kp[t, j, :2] - pts.median(0).values).norm() > threshold * unit:
-                out[t, j] = 0
-    return out
+    offsets = [o for o in range(-radius, radius + 1) if o != 0]
+    idx = (torch.arange(t_len)[:, None] + torch.tensor(offsets)[None]).clamp(0, t_len - 1)      # [T, k]
+    inside = (torch.arange(t_len)[:, None] + torch.tensor(offsets)[None] >= 0) & \
+        (torch.arange(t_len)[:, None] + torch.tensor(offsets)[None] < t_len)
+    nb = kp[idx]                                                        # [T, k, 18, 3]
+    seen = (nb[..., 2] > 0) & inside[..., None]                         # [T, k, 18]
+    xy = torch.where(seen[..., None], nb[..., :2], torch.full_like(nb[..., :2], float("nan")))
+    med = xy.nanmedian(dim=1).values                                    # [T, 18, 2]
+    far = (kp[..., :2] - med).norm(dim=-1) > threshold * unit
+    drop = far & (seen.sum(1) >= 2) & (kp[..., 2] > 0)
+    return kp * ~drop[..., None]
 
 
 def _fill(kp: torch.Tensor, max_gap: int) -> torch.Tensor:
@@ -96,7 +95,13 @@ def one_euro(x: torch.Tensor, fps: float, min_cutoff: float, beta: float, d_cuto
 
 def _smooth(kp: torch.Tensor, unit: float, fps: float, min_cutoff: float, beta: float) -> torch.Tensor:
     out = kp.clone()
-    for j in range(kp.shape[1]):
+    full = (kp[..., 2] > 0).all(0)                                     # joints seen in every frame: one pass
+    if len(kp) >= 3 and full.any():
+        x = kp[:, full, :2] / unit
+        fwd = one_euro(x, fps, min_cutoff, beta)
+        bwd = one_euro(x.flip(0), fps, min_cutoff, beta).flip(0)
+        out[:, full, :2] = (fwd + bwd) / 2 * unit
+    for j in torch.nonzero(~full)[:, 0].tolist():
         seen = (kp[:, j, 2] > 0).tolist()
         t = 0
         while t < len(seen):                                             # each contiguous run separately
