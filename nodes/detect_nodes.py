@@ -69,7 +69,7 @@ class DetectPose(io.ComfyNode):
             for start in range(0, b, _CHUNK):
                 chunk = images[start:start + _CHUNK].to(device)
                 people = est.people(chunk, max_people, min_confidence, joint_threshold)
-                masks.append(_union(people, chunk.shape[0], h, w))
+                masks.append(people.union_masks(chunk.shape[0]))
                 for i in range(chunk.shape[0]):
                     rows = people.image_index == i
                     kp = people.keypoints[rows].float().cpu()
@@ -83,14 +83,6 @@ class DetectPose(io.ComfyNode):
         preview = image_from_core(torch.stack(previews))
         return io.NodeOutput(to_pose_keypoint(frames), torch.cat(masks).cpu(), preview,
                              ui=ui.PreviewImage(preview, cls=cls))
-
-
-def _union(people, n: int, h: int, w: int) -> torch.Tensor:
-    out = torch.zeros(n, h, w, device=people.landmarks.device)
-    if len(people):
-        for i, m in zip(people.image_index.tolist(), people.masks()):
-            out[i] = torch.maximum(out[i], m)
-    return out
 
 
 def _progress(total: int):

@@ -15,7 +15,6 @@ NHWC "DCR" order, not ``pixel_shuffle``'s (:func:`depth_to_space`). Tensors are 
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -302,4 +301,4 @@ def load_blazepose_networks(device: str | torch.device | None = None, dtype: tor
             "landmark": load_into(lm, landmark or LANDMARK_FILE, KIND_LANDMARK)}
     for net in (det, lm):   # channels-last: the depthwise convolutions run 1.4-1.8x faster on the CPU
         net.to(device=device, dtype=dtype, memory_format=torch.channels_last).eval().requires_grad_(False)
-    return det, lm, json.loads(json.dumps(meta))
+    return det, lm, meta

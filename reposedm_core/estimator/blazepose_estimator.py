@@ -58,6 +58,14 @@ class BlazePosePeople:
         """Per-person segmentation ``[N, H, W]`` (0..1) in image pixels."""
         return geo.paste_masks(self.crop_masks, self.roi, *self.image_size)
 
+    def union_masks(self, num_images: int) -> torch.Tensor:
+        """Segmentation of everyone per image, ``[num_images, H, W]`` (the max over each image's people)."""
+        out = self.crop_masks.new_zeros(num_images, *self.image_size, dtype=torch.float32)
+        if len(self):
+            for i, m in zip(self.image_index.tolist(), self.masks()):
+                out[i] = torch.maximum(out[i], m)
+        return out
+
 
 @dataclass
 class BlazePoseOutput:
@@ -212,7 +220,7 @@ class BlazePoseEstimator(nn.Module):
         vis = people.landmarks[..., 3]
         norm = torch.cat([people.landmarks[..., 0:1], people.landmarks[..., 1:2], vis[..., None]], -1)
         raw = mediapipe33_to_openpose18(norm, 1, 1, 0.0) if len(people) else people.keypoints
-        kp = mediapipe33_to_openpose18(norm, 1, 1, thr) if len(people) else people.keypoints
+        kp = people.keypoints if threshold is None or not len(people) else mediapipe33_to_openpose18(norm, 1, 1, thr)
         kp = kp * ok[:, None, None]
         out_kp = images.new_zeros(b, NUM_JOINTS, 3, dtype=torch.float32)
         out_xy = images.new_zeros(b, NUM_JOINTS, 2, dtype=torch.float32)
@@ -250,12 +258,7 @@ class BlazePoseEstimator(nn.Module):
     def masks(self, images: torch.Tensor, max_people: int = 1) -> torch.Tensor:
         """Person segmentation ``[B, H, W]`` 0..1: the union (max) of up to ``max_people`` people per image."""
         images = self.check_images(images)
-        b, _, h, w = images.shape
-        people = self.people(images, max_people)
-        out = images.new_zeros(b, h, w, dtype=torch.float32)
-        for i, m in zip(people.image_index.tolist(), people.masks()):
-            out[i] = torch.maximum(out[i], m)
-        return out
+        return self.people(images, max_people).union_masks(images.shape[0])
 
 
 def _dilate(masks: torch.Tensor, size) -> torch.Tensor:

@@ -89,8 +89,7 @@ def metrics(result: torch.Tensor, driving: torch.Tensor, truth: torch.Tensor, le
     mpjpe = ((result[..., :2] - truth[..., :2]).norm(dim=-1) / torso[..., None]).mean()
     # the same after removing one translation per sequence: where the reference stands in its own photo
     # says nothing about where it stood during the motion, so this isolates shape and motion
-    offset = (truth[..., :2] - result[..., :2]).mean(dim=(-3, -2), keepdim=True) if result.dim() == 4 else \
-        (truth[..., :2] - result[..., :2]).mean(dim=(-3, -2), keepdim=True)
+    offset = (truth[..., :2] - result[..., :2]).mean(dim=(-3, -2), keepdim=True)
     mpjpe_shape = ((result[..., :2] + offset - truth[..., :2]).norm(dim=-1) / torso[..., None]).mean()
     rb, db = _bones(result), _bones(driving)
     from ..pose.retarget import full_lengths
@@ -157,9 +156,10 @@ def run(args: argparse.Namespace) -> None:
     log.info("%s\nwrote %s", report, out)
 
 
-def clean_report(n: int, seed: int = 11, frames: int = 48) -> str:
-    """clean_sequence vs a Savitzky-Golay filter (window 9, order 2; same swap fix and gap filling before it) on
-    true motions with jitter (4 % of the torso), 5 % dropped joints, one left/right-swapped and one empty frame."""
+def clean_protocol(n: int, seed: int = 11, frames: int = 48) -> dict[str, torch.Tensor]:
+    """True motions ``truth [n, T, 18, 3]`` with jitter (4 % of the torso), 5 % dropped joints, one left/right-
+    swapped and one empty frame (``noisy``), cleaned by ``clean_sequence`` (``ours``) and by a Savitzky-Golay
+    filter (window 9, order 2) after the same swap fix and gap filling (``sg``); ``torso [n, T]`` pixels."""
     from scipy.signal import savgol_filter
 
     from ..pose.sequence import _fill, _unswap, clean_sequence
@@ -181,14 +181,21 @@ def clean_report(n: int, seed: int = 11, frames: int = 48) -> str:
         y = f.clone()
         y[..., :2] = torch.from_numpy(savgol_filter(f[..., :2].numpy(), 9, 2, axis=0)).float()
         sg.append(y)
-    sg = torch.stack(sg)
+    return {"truth": truth, "noisy": noisy, "ours": ours, "sg": torch.stack(sg), "torso": torso}
 
-    def err(x):  # over the joints the method reports
-        d = (x[..., :2] - truth[..., :2]).norm(dim=-1) / torso[..., None]
-        return float(d[x[..., 2] > 0].mean())
 
-    rows = [["input (noisy)", err(noisy), float((noisy[..., 2] > 0).float().mean())],
-            ["Savitzky-Golay (9, 2)", err(sg), float((sg[..., 2] > 0).float().mean())],
-            ["clean_sequence", err(ours), float((ours[..., 2] > 0).float().mean())]]
+def clean_error(x: torch.Tensor, truth: torch.Tensor, torso: torch.Tensor) -> float:
+    """Mean joint error in torso lengths over the joints ``x`` reports."""
+    d = (x[..., :2] - truth[..., :2]).norm(dim=-1) / torso[..., None]
+    return float(d[x[..., 2] > 0].mean())
+
+
+def clean_report(n: int, seed: int = 11, frames: int = 48) -> str:
+    """clean_sequence vs Savitzky-Golay on :func:`clean_protocol`, as a Markdown table."""
+    p = clean_protocol(n, seed, frames)
+    err = {k: clean_error(p[k], p["truth"], p["torso"]) for k in ("noisy", "sg", "ours")}
+    rows = [["input (noisy)", err["noisy"], float((p["noisy"][..., 2] > 0).float().mean())],
+            ["Savitzky-Golay (9, 2)", err["sg"], float((p["sg"][..., 2] > 0).float().mean())],
+            ["clean_sequence", err["ours"], float((p["ours"][..., 2] > 0).float().mean())]]
     return (markdown_table(["method", "MPJPE (torso)", "joints present"], rows)
-            + f"\n\n{n} motions x {frames} frames; ratio to Savitzky-Golay {err(ours) / err(sg):.3f}.")
+            + f"\n\n{n} motions x {frames} frames; ratio to Savitzky-Golay {err['ours'] / err['sg']:.3f}.")

@@ -109,22 +109,23 @@ def _swap_pair(xy: torch.Tensor, present: torch.Tensor, a: int, b: int) -> torch
 _CROSS = {"weak": 0.0, "medium": 0.3, "strong": 0.7}
 
 
+def _cross_pair(xy: torch.Tensor, present: torch.Tensor, a: int, b: int, strength: str) -> torch.Tensor:
+    """Joints a and b exchanged, then pushed past each other by _CROSS[strength] of their distance."""
+    out = _swap_pair(xy, present, a, b)
+    d = (out[:, a] - out[:, b]) * _CROSS[strength]
+    out[:, a] += d * present[:, a, None]
+    out[:, b] -= d * present[:, b, None]
+    return out
+
+
 def hip_swap(xy: torch.Tensor, present: torch.Tensor, strength: str, gen: torch.Generator) -> torch.Tensor:
     """The two hips exchanged (legs crossed at the hips), pushed past each other at higher strengths."""
-    out = _swap_pair(xy, present, J["r_hip"], J["l_hip"])
-    d = (out[:, J["r_hip"]] - out[:, J["l_hip"]]) * _CROSS[strength]
-    out[:, J["r_hip"]] += d * present[:, J["r_hip"], None]
-    out[:, J["l_hip"]] -= d * present[:, J["l_hip"], None]
-    return out
+    return _cross_pair(xy, present, J["r_hip"], J["l_hip"], strength)
 
 
 def shoulder_swap(xy: torch.Tensor, present: torch.Tensor, strength: str, gen: torch.Generator) -> torch.Tensor:
     """The two shoulders exchanged (the arms stay: they now cross the chest), crossed further when stronger."""
-    out = _swap_pair(xy, present, J["r_shoulder"], J["l_shoulder"])
-    d = (out[:, J["r_shoulder"]] - out[:, J["l_shoulder"]]) * _CROSS[strength]
-    out[:, J["r_shoulder"]] += d * present[:, J["r_shoulder"], None]
-    out[:, J["l_shoulder"]] -= d * present[:, J["l_shoulder"], None]
-    return out
+    return _cross_pair(xy, present, J["r_shoulder"], J["l_shoulder"], strength)
 
 
 _FACE = (J["nose"], J["r_eye"], J["l_eye"], J["r_ear"], J["l_ear"])

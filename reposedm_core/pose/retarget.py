@@ -152,7 +152,7 @@ def retarget(driving: Any, reference: Any, *, anchor: str = "feet", scale: str =
     drv_len = (drv[..., [b for _, b, _ in BONES], :2] - drv[..., [a for a, _, _ in BONES], :2]).norm(dim=-1)
     per_frame = drv_len * (lengths / full_lengths(drv[live]))
     body = _redraw(drv, per_frame)
-    body = _project(body, drv, per_frame, field)
+    body = _project(body, per_frame, field)
     # placement: the anchor follows the driving's, mapped with the sequence-wide scale; the first frame that
     # shows the anchor goes where the reference's own anchor is
     d_anchor, d_has = _anchor_point(drv, anchor)
@@ -171,7 +171,7 @@ def retarget(driving: Any, reference: Any, *, anchor: str = "feet", scale: str =
     return out * live[:, None, None]
 
 
-def _project(body: torch.Tensor, drv: torch.Tensor, lengths: torch.Tensor, field) -> torch.Tensor:
+def _project(body: torch.Tensor, lengths: torch.Tensor, field) -> torch.Tensor:
     """Frames the field calls broken: repaired, then redrawn with the repaired directions and the same lengths."""
     if field is None:
         return body

@@ -5,12 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from reposedm_core.eval.retarget import baseline, metrics, motions
+from reposedm_core.eval.retarget import baseline, clean_error, clean_protocol, metrics, motions
 from reposedm_core.pose import JOINT_INDEX as J
 from reposedm_core.pose.normalize import root_and_scale
 from reposedm_core.pose.retarget import BONES, full_lengths, reference_lengths, retarget
 from reposedm_core.pose.sequence import clean_sequence
-from reposedm_core.pose.skeleton import FLIP_PERMUTATION
 
 
 @pytest.fixture(scope="module")
@@ -69,32 +68,13 @@ def test_retarget_bad_input():
 
 
 def test_clean_beats_savitzky_golay_fills_gaps_and_unswaps():
-    from scipy.signal import savgol_filter
-
-    from reposedm_core.pose.sequence import _fill, _unswap
-
-    truth = motions(8, 48, seed=11)["driving"]
-    _, torso, _ = root_and_scale(truth.reshape(-1, 18, 3))
-    torso = torso.view(8, 48)
-    g = torch.Generator().manual_seed(3)
-    noisy = truth.clone()
-    noisy[..., :2] += torch.randn(noisy[..., :2].shape, generator=g) * 0.04 * torso[..., None, None]
-    noisy[torch.rand(noisy.shape[:3], generator=g) < 0.05] = 0
-    noisy[:, 20] = noisy[:, 20, list(FLIP_PERMUTATION)]              # a frame with left and right exchanged
-    noisy[:, 30] = 0                                                 # a frame with nobody detected
-    ours = torch.stack([clean_sequence(n) for n in noisy])
-    sg = []
-    for n in noisy:
-        f = _fill(_unswap(n), 5)
-        x = f.clone()
-        x[..., :2] = torch.from_numpy(savgol_filter(f[..., :2].numpy(), 9, 2, axis=0)).float()
-        sg.append(x)
-    sg = torch.stack(sg)
-    err = lambda x: float(((x[..., :2] - truth[..., :2]).norm(dim=-1) / torso[..., None]).mean())  # noqa: E731
+    p = clean_protocol(8, seed=11)                                    # jitter, drops, a swapped and an empty frame
+    ours, truth = p["ours"], p["truth"]
+    err = {k: clean_error(p[k], truth, p["torso"]) for k in ("noisy", "sg", "ours")}
     assert (ours[..., 2] > 0).all()                                   # every dropped joint and the empty frame filled
-    assert err(ours) < 0.75 * err(sg) and err(ours) < 0.5 * err(noisy)
-    assert (ours[:, 20, J["r_wrist"], 0] - truth[:, 20, J["r_wrist"], 0]).abs().mean() < \
-        (ours[:, 20, J["r_wrist"], 0] - truth[:, 20, J["l_wrist"], 0]).abs().mean()
+    assert err["ours"] < 0.75 * err["sg"] and err["ours"] < 0.5 * err["noisy"]
+    assert (ours[:, 24, J["r_wrist"], 0] - truth[:, 24, J["r_wrist"], 0]).abs().mean() < \
+        (ours[:, 24, J["r_wrist"], 0] - truth[:, 24, J["l_wrist"], 0]).abs().mean()   # the swapped frame
 
 
 def test_clean_has_no_lag_on_a_step_and_keeps_what_it_cannot_fill():
