@@ -96,9 +96,9 @@ class PoseSequenceClean(io.ComfyNode):
                 io.Int.Input("person_index", default=0, min=0, max=63, tooltip="Which person to clean."),
                 io.Int.Input("max_gap", default=5, min=0, max=120,
                              tooltip="Longest run of missing frames filled per joint; 0 fills nothing."),
-                io.Float.Input("smoothing", default=1.0, min=0.0, max=20.0, step=0.1,
+                io.Float.Input("smoothing", default=0.5, min=0.0, max=20.0, step=0.1,
                                tooltip="One-Euro minimum cutoff in Hz: lower = smoother; 0 disables smoothing."),
-                io.Float.Input("responsiveness", default=0.3, min=0.0, max=10.0, step=0.05,
+                io.Float.Input("responsiveness", default=0.6, min=0.0, max=10.0, step=0.05,
                                tooltip="One-Euro beta: how quickly fast motion opens the filter (less smoothing "
                                        "when moving fast)."),
                 io.Float.Input("fps", default=30.0, min=1.0, max=240.0, step=1.0, tooltip="Frame rate of the video."),

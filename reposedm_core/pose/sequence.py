@@ -121,7 +121,7 @@ def _smooth(kp: torch.Tensor, unit: float, fps: float, min_cutoff: float, beta: 
 
 
 def clean_sequence(poses: Any, *, max_gap: int = 5, outlier: float = 0.6, fps: float = 30.0,
-                   min_cutoff: float = 1.0, beta: float = 0.3, unswap: bool = True, field=None) -> torch.Tensor:
+                   min_cutoff: float = 0.5, beta: float = 0.6, unswap: bool = True, field=None) -> torch.Tensor:
     """Clean one person's pose track.
 
     Args:
