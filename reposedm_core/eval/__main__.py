@@ -5,7 +5,7 @@ import argparse
 import importlib
 import logging
 
-PARTS = {"field": "reposedm_core.eval.field", "estimator": "reposedm_core.eval.estimator",
+PARTS = {"align": "reposedm_core.eval.align_real", "field": "reposedm_core.eval.field", "estimator": "reposedm_core.eval.estimator",
          "retarget": "reposedm_core.eval.retarget",
          "transfer": "reposedm_core.eval.transfer", "protocol": "reposedm_core.eval.protocol"}
 

@@ -9,6 +9,13 @@ the keypoint error of the result against the target pose as read by ``--reader``
 PCK@0.1), the pose field's distance of that estimated pose, and seconds per image. Same pairs, seeds, steps and
 cfg for every row.
 
+Every model also gets a row for its warp preview (the aligned source image the denoiser starts from), and the
+columns L1, box SSIM (both images multiplied by the target person's bounding box, as Market-1501's masked SSIM)
+and HF ratio (high-frequency energy of the results over the ground truth's: > 1 is speckle, < 1 blur).
+``--x0-curve`` adds, per model, the one-step clean-image estimate's SSIM at t = 100 .. 900 (x_t made from the
+ground truth, conditional branch) next to the warp preview's. ``--grid SCHEDULERS:CFGS`` adds rows for the first
+model at every (scheduler, cfg); run it with ``--split val`` to choose the defaults without the test split.
+
 Readers: ``small`` (the pack's network, trained on synthetic people) and ``blazepose`` (the BlazePose port).
 Guided rows are steered by ``--guide-reader``; grading them with the same reader would reward fooling it, so
 the report says when the two are the same ("self-graded").
@@ -34,6 +41,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--iterations0", action="append", default=[], metavar="NAME",
                    help="also evaluate model NAME with iterations=0 (analytic warp alone)")
     p.add_argument("--pairs", type=int, default=200)
+    p.add_argument("--split", choices=("test", "val"), default="test",
+                   help="held-out split: test for reported figures, val for choosing defaults")
+    p.add_argument("--x0-curve", action="store_true", help="one-step x0-estimate SSIM vs t, per model")
+    p.add_argument("--grid", default=None, metavar="SCHEDULERS:CFGS",
+                   help="sampler grid for the first model, e.g. dpmpp_2m,ddim,unipc,ddpm:1,1.5,2")
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--cfg", type=float, default=2.0)
     p.add_argument("--scheduler", default="dpmpp_2m")
@@ -62,17 +74,78 @@ def load_reader(name: str):
     return getattr(estimator, READERS[name])()
 
 
-def generate(model, pairs: dict, iterations: int | None, args, guidance=None) -> tuple[torch.Tensor, float]:
+def generate(model, pairs: dict, iterations: int | None, args, guidance=None, scheduler: str | None = None,
+             cfg: float | None = None) -> tuple[torch.Tensor, float]:
     """Results ``[N, 3, H, W]`` for all pairs (batched), and seconds per image."""
+    scheduler = args.scheduler if scheduler is None else scheduler
+    cfg = args.cfg if cfg is None else cfg
     out, t0 = [], time.perf_counter()
     n = len(pairs["source_image"])
     for i in range(0, n, args.batch):
         sl = slice(i, i + args.batch)
         a = model.align(pairs["source_image"][sl], pairs["source_keypoints"][sl], pairs["target_keypoints"][sl],
                         iterations=iterations)
-        out.append(model.sample(a, steps=args.steps, cfg=args.cfg, seed=args.seed + i, scheduler=args.scheduler,
+        out.append(model.sample(a, steps=args.steps, cfg=cfg, seed=args.seed + i, scheduler=scheduler,
                                 guidance=guidance))
     return torch.cat(out), (time.perf_counter() - t0) / n
+
+
+def warp_previews(model, pairs: dict, batch: int = 16) -> torch.Tensor:
+    """The alignment's warped source images ``[N, 3, H, W]`` 0..1 (what the node previews)."""
+    n = len(pairs["source_image"])
+    return torch.cat([model.align(pairs["source_image"][i:i + batch], pairs["source_keypoints"][i:i + batch],
+                                  pairs["target_keypoints"][i:i + batch]).warped for i in range(0, n, batch)])
+
+
+def box_masks(masks: torch.Tensor, margin: int = 2) -> torch.Tensor:
+    """The bounding box (plus ``margin`` px) of each person mask ``[B, 1, H, W]``, as a 0/1 mask."""
+    out = torch.zeros_like(masks)
+    for i, m in enumerate(masks[:, 0] > 0.5):
+        ys, xs = torch.nonzero(m, as_tuple=True)
+        if len(ys):
+            out[i, :, max(0, int(ys.min()) - margin):int(ys.max()) + margin + 1,
+                max(0, int(xs.min()) - margin):int(xs.max()) + margin + 1] = 1
+    return out
+
+
+def high_frequency_energy(images: torch.Tensor) -> float:
+    """Mean squared difference between the images and their Gaussian blur (sigma 1): fine detail and noise."""
+    import torch.nn.functional as F
+
+    x = torch.arange(-3, 4, dtype=images.dtype)
+    k = torch.exp(-x ** 2 / 2)
+    k = k / k.sum()
+    c = images.shape[1]
+    blur = F.conv2d(F.pad(images, (3, 3, 0, 0), mode="replicate"), k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    blur = F.conv2d(F.pad(blur, (0, 0, 3, 3), mode="replicate"), k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    return float(((images - blur) ** 2).mean())
+
+
+def x0_curve(model, pairs: dict, timesteps=(100, 300, 500, 700, 900), seed: int = 0,
+             batch: int = 16) -> dict[int, float]:
+    """SSIM of the one-step clean-image estimate at each t: x_t made from the ground truth with seeded noise,
+    the conditional branch (cfg 1), x0 read through the scheduler's prediction type."""
+    from ..sampling.sampler import x0_from_output
+
+    truth = pairs["target_image"]
+    n = len(truth)
+    out = {}
+    for t in timesteps:
+        gen = torch.Generator().manual_seed(seed + t)
+        est = []
+        for i in range(0, n, batch):
+            a = model.align(pairs["source_image"][i:i + batch], pairs["source_keypoints"][i:i + batch],
+                            pairs["target_keypoints"][i:i + batch])
+            x0 = a.frame.image_in(truth[i:i + batch]) * 2 - 1
+            noise = torch.randn(x0.shape, generator=gen)
+            tt = torch.full((len(x0),), t, dtype=torch.long)
+            with torch.no_grad():
+                x_t = model.train_scheduler.add_noise(x0, noise, tt)
+                pred = model.denoiser(x_t, tt, a.inner)
+                est.append(a.frame.image_out((x0_from_output(model.train_scheduler, pred, x_t, tt).clamp(-1, 1) + 1)
+                                             / 2))
+        out[t] = image_metrics(torch.cat(est), truth)["ssim"]
+    return out
 
 
 def pose_metrics(images: torch.Tensor, target: torch.Tensor, estimator, field) -> dict[str, float]:
@@ -92,11 +165,18 @@ def pose_metrics(images: torch.Tensor, target: torch.Tensor, estimator, field) -
             "missed": float(missed.sum() / visible.sum()), "field": float(dist.mean())}
 
 
-def image_metrics(images: torch.Tensor, truth: torch.Tensor) -> dict[str, float]:
+def image_metrics(images: torch.Tensor, truth: torch.Tensor, masks: torch.Tensor | None = None) -> dict[str, float]:
+    """SSIM and L1 against the ground truth; with the target person masks also box SSIM and HF ratio."""
     from torchmetrics.image import StructuralSimilarityIndexMeasure
 
-    ssim = StructuralSimilarityIndexMeasure(data_range=1.0)
-    return {"ssim": float(ssim(images, truth))}
+    images = images.float().clamp(0, 1)
+    out = {"ssim": float(StructuralSimilarityIndexMeasure(data_range=1.0)(images, truth)),
+           "l1": float((images - truth).abs().mean())}
+    if masks is not None:
+        box = box_masks(masks)
+        out["box_ssim"] = float(StructuralSimilarityIndexMeasure(data_range=1.0)(images * box, truth * box))
+        out["hf_ratio"] = high_frequency_energy(images) / max(high_frequency_energy(truth), 1e-12)
+    return out
 
 
 def fid_or_reason(images: torch.Tensor, reference: torch.Tensor) -> str:
@@ -122,13 +202,18 @@ def run(args: argparse.Namespace) -> None:
         name, _, path = spec.partition("=")
         models[name] = load_model(None if path in ("", "shipped") else path)
     first = next(iter(models.values()))
-    world = SyntheticWorld("test", height=first.config.height, width=first.config.width, prior="natural")
+    world = SyntheticWorld(args.split, height=first.config.height, width=first.config.width, prior="natural")
     pairs = world.pairs(list(range(args.pairs)))
     reference = SyntheticWorld("train", height=first.config.height, width=first.config.width,
                                prior="natural").pairs(list(range(args.pairs)))["target_image"]
     estimator, field = load_reader(args.reader), load_pose_field()
     guide_reader = estimator if args.guide_reader == args.reader else load_reader(args.guide_reader)
     runs = [(name, m, None, None) for name, m in models.items()]
+    grid_rows = []
+    if args.grid:
+        scheds, _, cfgs = args.grid.partition(":")
+        gname = next(iter(models))
+        grid_rows = [(sc, float(c)) for sc in scheds.split(",") for c in (cfgs or str(args.cfg)).split(",")]
     runs += [(f"{name}, iterations=0", models[name], 0, None) for name in args.iterations0]
     from ..guidance import PoseFieldGuidance
 
@@ -149,25 +234,43 @@ def run(args: argparse.Namespace) -> None:
         for scale in sweep_scales:
             runs.append((f"{sweep_name}, guidance {scale:g}", models[sweep_name], None, guide(scale)))
     rows = []
-    for name, model, iterations, guidance in runs:
-        images, seconds = generate(model, pairs, iterations, args, guidance)
-        m = {**image_metrics(images, pairs["target_image"]),
-             **pose_metrics(images, pairs["target_keypoints"], estimator, field)}
+    truth, masks = pairs["target_image"], pairs["target_mask"]
+
+    def row(name: str, images: torch.Tensor, seconds: float) -> list:
+        m = {**image_metrics(images, truth, masks), **pose_metrics(images, pairs["target_keypoints"], estimator, field)}
         fid = "skipped (--no-fid)" if args.no_fid else fid_or_reason(images, reference)
-        rows.append([name, m["ssim"], fid, m["kp_error"], m["pck"], m["missed"],
-                     m["field"], seconds])
+        return [name, m["ssim"], m["l1"], m["box_ssim"], m["hf_ratio"], fid, m["kp_error"], m["pck"], m["missed"],
+                m["field"], seconds]
+
+    for name, model in models.items():
+        rows.append(row(f"{name}: warp preview", warp_previews(model, pairs), 0.0))
+        log.info("%s", rows[-1])
+    for sc, c in grid_rows:
+        images, seconds = generate(models[gname], pairs, None, args, scheduler=sc, cfg=c)
+        rows.append(row(f"{gname}, {sc}, cfg {c:g}", images, seconds))
+        log.info("%s", rows[-1])
+    for k, (name, model, iterations, guidance) in enumerate(runs):
+        images, seconds = generate(model, pairs, iterations, args, guidance)
+        rows.append(row(name, images, seconds))
         log.info("%s: %s", name, rows[-1])
-        if sweep_name and len(rows) > len(runs) - len(sweep_scales):
+        if sweep_name and k >= len(runs) - len(sweep_scales):
             sweep_rows.append(rows[-1])
-    truth = pose_metrics(pairs["target_image"], pairs["target_keypoints"], estimator, field)
-    gt_fid = "skipped (--no-fid)" if args.no_fid else fid_or_reason(pairs["target_image"], reference)
-    rows.append(["ground truth images", 1.0, gt_fid, truth["kp_error"],
-                 truth["pck"], truth["missed"], truth["field"], 0.0])
-    table = markdown_table(["model", "SSIM", "FID", "kp error (torso)", "PCK@0.1", "missed joints",
-                            "field distance", "s / image"], rows)
+    rows.append(row("ground truth images", truth, 0.0))
+    table = markdown_table(["model", "SSIM", "L1", "box SSIM", "HF ratio", "FID", "kp error (torso)", "PCK@0.1",
+                            "missed joints", "field distance", "s / image"], rows)
+    if args.x0_curve:
+        ts = (100, 300, 500, 700, 900)
+        curve_rows = []
+        for name, model in models.items():
+            curve = x0_curve(model, pairs, ts, args.seed)
+            warp_ssim = image_metrics(warp_previews(model, pairs), truth)["ssim"]
+            curve_rows.append([name] + [curve[t] for t in ts] + [warp_ssim])
+            log.info("x0 curve %s: %s (warp %.3f)", name, curve, warp_ssim)
+        table += "\nOne-step x0 estimate SSIM vs t (x_t from the ground truth, conditional branch):\n\n" + \
+            markdown_table(["model"] + [f"t={t}" for t in ts] + ["warp preview"], curve_rows)
     graded = (f"Poses read by the {args.reader} reader; guided rows steered by the {args.guide_reader} reader"
               + (" (self-graded: the same reader)" if args.reader == args.guide_reader else "") + ".")
-    report = (f"# Pose transfer evaluation\n\nSynthetic test split, {args.pairs} pairs (unseen identities and "
+    report = (f"# Pose transfer evaluation\n\nSynthetic {args.split} split, {args.pairs} pairs (unseen identities and "
               f"poses), {first.config.height}x{first.config.width}, {args.steps} steps {args.scheduler}, cfg "
               f"{args.cfg}, seeds from {args.seed}. FID against {args.pairs} training-split images. {graded}"
               f"\n\n{table}\n")
@@ -176,7 +279,7 @@ def run(args: argparse.Namespace) -> None:
     if sweep_rows:
         from .plot import line_panels
 
-        col = {"SSIM": 1, "kp error (torso)": 3, "field distance": 6}  # time: see bench_transfer (interleaved)
+        col = {"SSIM": 1, "kp error (torso)": 6, "field distance": 9}  # time: see bench_transfer (interleaved)
         figure = line_panels(out.with_suffix(".png"), sweep_scales,
                              {k: {sweep_name: [float(r[i]) for r in sweep_rows]} for k, i in col.items()},
                              xlabel="guidance scale", title=f"Pose-field guidance sweep ({sweep_name}, window "

@@ -8,6 +8,21 @@
 
 Dropping the appearance condition (residuals and tokens zero) is the unconditional branch of
 classifier-free guidance.
+
+``x0_base="warp"`` builds the clean-image estimate around the alignment instead of rediscovering the image from
+noise. The visibility-gated warped source ``b = mask * warped`` is the prior mean of the clean image, with a
+prior spread ``sigma_d`` around it; with ``x_t = a x0 + s eps`` the estimate is (EDM's preconditioning,
+Karras et al. 2022, centred on ``b``)
+
+    x0_hat = b + c_skip (x_t - a b) + c_out F(c_in (x_t - a b), t, b, mask, pose, features, tokens)
+    c_skip = a sigma_d^2 / (a^2 sigma_d^2 + s^2),  c_out = sigma_d s / sqrt(a^2 sigma_d^2 + s^2),
+    c_in = 1 / sqrt(a^2 sigma_d^2 + s^2)
+
+— the best linear estimate from ``x_t`` and the warp, plus a learned correction of unit scale. At high noise
+the estimate is already the warp (``c_skip, c_out -> 0, sigma_d``: the network only corrects it); at low
+noise it is ``x_t``. The UNet also sees the warped image and the mask as input channels. The model then
+predicts the clean image (``prediction_type="sample"``), and training weights the x0 error by ``1 / c_out^2``
+(the unit-scale target of ``F``). Dropping the appearance drops ``b`` too: the null condition is pose only.
 """
 from __future__ import annotations
 
@@ -15,6 +30,8 @@ import torch
 from torch import nn
 
 from .alignment import POSE_CHANNELS, Alignment
+
+X0_BASES = ("none", "warp")
 
 
 def _zero_conv(cin: int, cout: int) -> nn.Conv2d:
@@ -29,8 +46,16 @@ class RePoseDenoiser(nn.Module):
 
     def __init__(self, height: int, width: int, block_channels: tuple[int, ...], texture_channels: tuple[int, ...],
                  layers_per_block: int = 1, cross_attention_dim: int = 64, attention_head_dim: int = 32,
-                 tokens: int = 96):
+                 tokens: int = 96, x0_base: str = "none", prior_std: float = 0.5):
         super().__init__()
+        if x0_base not in X0_BASES:
+            raise ValueError(f"x0_base must be one of {X0_BASES}, got {x0_base!r}")
+        if not prior_std > 0:
+            raise ValueError(f"prior_std must be > 0, got {prior_std}")
+        self.x0_base, self.prior_std = x0_base, float(prior_std)
+        extra = 4 if x0_base == "warp" else 0  # warped image + mask
+        # A plain attribute, not a buffer: model.to(fp16) must not round the schedule (1 - 4e-5 -> 1).
+        self.alphas_cumprod = torch.ones(1000, dtype=torch.float64)
         from diffusers import UNet2DConditionModel
 
         n = len(block_channels)
@@ -38,7 +63,7 @@ class RePoseDenoiser(nn.Module):
             raise ValueError(f"block_channels {block_channels} and texture_channels {texture_channels} must give "
                              "the same number of scales")
         self.unet = UNet2DConditionModel(
-            sample_size=(height, width), in_channels=3 + POSE_CHANNELS, out_channels=3,
+            sample_size=(height, width), in_channels=3 + POSE_CHANNELS + extra, out_channels=3,
             block_out_channels=block_channels, layers_per_block=layers_per_block,
             down_block_types=("DownBlock2D",) * (n - 1) + ("CrossAttnDownBlock2D",),
             up_block_types=("CrossAttnUpBlock2D",) + ("UpBlock2D",) * (n - 1),
@@ -54,12 +79,39 @@ class RePoseDenoiser(nn.Module):
         self.residual_proj = nn.ModuleList(_zero_conv(texture_channels[s], c)
                                            for s, c in zip(self.residual_scales, res_channels))
         self.mid_proj = _zero_conv(texture_channels[-1], block_channels[-1])
+        if x0_base == "warp":  # an untrained model's estimate is the best linear one: the warp at high noise
+            nn.init.zeros_(self.unet.conv_out.weight)
+            nn.init.zeros_(self.unet.conv_out.bias)
         self.token_proj = nn.Linear(texture_channels[-1], cross_attention_dim)
         self.token_pos = nn.Parameter(torch.zeros(1, tokens, cross_attention_dim))
 
+    def set_schedule(self, alphas_cumprod: torch.Tensor) -> None:
+        """The noise schedule's cumulative alphas (``x0_base="warp"`` preconditions with them)."""
+        self.alphas_cumprod = alphas_cumprod.detach().to("cpu", torch.float64).clone()
+
+    def coefficients(self, t: torch.Tensor, like: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``a, s, c_skip, c_out, c_in`` ``[B, 1, 1, 1]`` at (possibly fractional) timesteps ``t [B]``."""
+        ac = self.alphas_cumprod.to(like.device, torch.float32)
+        tt = t.reshape(-1).to(like.device, torch.float32).clamp(0, len(ac) - 1)
+        lo = tt.floor().long()
+        hi = (lo + 1).clamp(max=len(ac) - 1)
+        ab = torch.lerp(ac[lo], ac[hi], tt - lo)
+        a, s = ab.sqrt(), (1 - ab).clamp_min(0).sqrt()
+        sd = self.prior_std
+        var = a ** 2 * sd ** 2 + s ** 2
+        out = {"a": a, "s": s, "c_skip": a * sd ** 2 / var, "c_out": sd * s / var.sqrt(), "c_in": var.rsqrt()}
+        return {k: v.to(like.dtype).view(-1, 1, 1, 1) for k, v in out.items()}
+
+    def base(self, alignment: Alignment, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """The prior mean of the clean image: the visibility-gated warped source (zero where dropped)."""
+        b = alignment.mask * alignment.warped
+        return b if keep is None else b * keep.to(b.dtype).view(-1, 1, 1, 1)
+
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, alignment: Alignment,
                 keep: torch.Tensor | None = None) -> torch.Tensor:
-        """x_t ``[B, 3, H, W]``; t ``[B]``; ``keep`` ``[B]`` 0/1 drops the appearance per sample (CFG)."""
+        """x_t ``[B, 3, H, W]``; t ``[B]``; ``keep`` ``[B]`` 0/1 drops the appearance per sample (CFG).
+
+        Returns the scheduler's target (``x0_base="none"``) or the clean-image estimate (``"warp"``)."""
         feats, tokens = alignment.features, alignment.tokens
         if keep is not None:
             k = keep.to(x_t.dtype)
@@ -69,6 +121,16 @@ class RePoseDenoiser(nn.Module):
         enc = self.token_proj(tokens) + self.token_pos[:, : tokens.shape[1]]
         if keep is not None:
             enc = enc * keep.to(x_t.dtype).view(-1, 1, 1)
-        sample = torch.cat([x_t, alignment.target_maps], 1)
-        return self.unet(sample, t, encoder_hidden_states=enc, down_block_additional_residuals=residuals,
-                         mid_block_additional_residual=self.mid_proj(feats[-1])).sample
+        mid = self.mid_proj(feats[-1])
+        if self.x0_base == "none":
+            sample = torch.cat([x_t, alignment.target_maps], 1)
+            return self.unet(sample, t, encoder_hidden_states=enc, down_block_additional_residuals=residuals,
+                             mid_block_additional_residual=mid).sample
+        c = self.coefficients(t, x_t)
+        base = self.base(alignment, keep)
+        mask = alignment.mask if keep is None else alignment.mask * keep.to(x_t.dtype).view(-1, 1, 1, 1)
+        resid = x_t - c["a"] * base
+        sample = torch.cat([c["c_in"] * resid, alignment.target_maps, base, mask], 1)
+        f = self.unet(sample, t, encoder_hidden_states=enc, down_block_additional_residuals=residuals,
+                      mid_block_additional_residual=mid).sample
+        return base + c["c_skip"] * resid + c["c_out"] * f

@@ -41,3 +41,28 @@ def load_model(path: str | os.PathLike | None = None, device: torch.device | str
         model.info = extra  # training figures stored with the weights
         model.to(device=device or "cpu", dtype=dtype)
     return model.eval().requires_grad_(False)
+
+
+def init_from(model: RePoseModel, path: str | os.PathLike) -> dict[str, int]:
+    """Initialise ``model`` from another RePoseDM model file (fine-tuning a new parametrisation from a trained
+    one): every tensor whose name and shape match is copied; a convolution whose input channels grew (new input
+    channels appended) gets the old channels copied and the new ones zero, so it starts as the old layer.
+    Returns counts ``{"copied", "widened", "kept"}`` (kept = left at their initial values)."""
+    path = Path(path)
+    _, tensors, _ = read_checkpoint(path, KIND)
+    state = model.state_dict()
+    counts = {"copied": 0, "widened": 0, "kept": 0}
+    with torch.no_grad():
+        for k, v in state.items():
+            src = tensors.get(k)
+            if src is not None and tuple(src.shape) == tuple(v.shape):
+                v.copy_(src.to(v.dtype))
+                counts["copied"] += 1
+            elif (src is not None and src.dim() == 4 and v.dim() == 4 and src.shape[0] == v.shape[0]
+                  and src.shape[2:] == v.shape[2:] and src.shape[1] < v.shape[1]):
+                v.zero_()
+                v[:, : src.shape[1]] = src.to(v.dtype)
+                counts["widened"] += 1
+            else:
+                counts["kept"] += 1
+    return counts

@@ -39,8 +39,18 @@ class RePoseConfig:
     iterations: int = 3
     use_alignment: bool = True          # False: the "no alignment" ablation (pose concat + cross-attention)
     prediction_type: str = "v_prediction"
+    x0_base: str = "none"               # "warp": the clean-image estimate is built around the aligned warp
+    prior_std: float = 0.5              # x0_base="warp": spread of the clean image around the warp ([-1, 1] units)
     beta_schedule: str = "squaredcos_cap_v2"
     train_timesteps: int = 1000
+
+    def __post_init__(self):
+        if self.x0_base == "warp" and self.prediction_type != "sample":
+            raise ValueError(f"x0_base='warp' makes the denoiser predict the clean image: set prediction_type="
+                             f"'sample' (got {self.prediction_type!r})")
+        if self.prediction_type not in ("epsilon", "v_prediction", "sample"):
+            raise ValueError(f"prediction_type must be 'epsilon', 'v_prediction' or 'sample', got "
+                             f"{self.prediction_type!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -91,10 +101,11 @@ class RePoseModel(nn.Module):
         self.alignment = RecurrentPoseAlignment(c.texture_channels, c.pose_channels, c.hidden, c.iterations)
         tokens = (c.height // 8) * (c.width // 8)
         self.denoiser = RePoseDenoiser(c.height, c.width, c.block_channels, c.texture_channels, c.layers_per_block,
-                                       c.cross_attention_dim, c.attention_head_dim, tokens)
+                                       c.cross_attention_dim, c.attention_head_dim, tokens, c.x0_base, c.prior_std)
         from diffusers import DDPMScheduler
 
         self.train_scheduler = DDPMScheduler(**c.scheduler_config())
+        self.denoiser.set_schedule(self.train_scheduler.alphas_cumprod)
 
     @property
     def device(self) -> torch.device:
@@ -109,8 +120,10 @@ class RePoseModel(nn.Module):
                   iterations: int | None = None, init=None) -> Alignment:
         """Model-frame conditioning: source ``[B, 3, H, W]`` in [-1, 1], poses in model-frame pixels."""
         alignment = self.alignment(source, source_pose, target_pose, iterations, init)
-        if not self.config.use_alignment:  # ablation: keep the tokens, drop the aligned residuals
+        if not self.config.use_alignment:  # ablation: keep the tokens, drop the aligned residuals (and the warp)
             alignment.features = [torch.zeros_like(f) for f in alignment.features]
+            if self.config.x0_base == "warp":
+                alignment.mask = torch.zeros_like(alignment.mask)
         return alignment
 
     def align(self, source_image: torch.Tensor, source_pose, target_pose, iterations: int | None = None,

@@ -33,6 +33,9 @@ class TrainConfig:
     data: str = "synthetic"         # synthetic | deepfashion | market | folder (see train/data.py)
     data_root: str = ""
     prior: str = "natural"          # synthetic-world pose prior
+    augment: bool = False           # photo backgrounds, colour, blur, noise, JPEG (train/augment.py)
+    init_from: str = ""             # a model file to start from (matching tensors copied; models/io.init_from)
+    t_sampling: str = "uniform"     # uniform | mid_high (half the batch from t >= 0.3 T, where structure is set)
     log_every: int = 10
     sample_every: int = 500
     sample_steps: int = 20

@@ -12,11 +12,13 @@ class PairSource:
     """``batch(step, size, device)`` -> dict(source, target [B, 3, H, W] in [-1, 1], source_pose, target_pose
     [B, 18, 3] model-frame pixels); the batch depends only on the step (resumable, seeded)."""
 
-    def __init__(self, world, seed: int, preview_set=None, epochs: bool = False):
+    def __init__(self, world, seed: int, preview_set=None, epochs: bool = False, augment: bool = False):
         """``world``: anything with ``len()`` and ``pairs(indices)`` (synthetic world, datasets); ``preview_set``:
         the pairs for sample sheets (default: the synthetic validation split). ``epochs``: walk seeded
-        permutations of the pairs (each pair once per epoch: finite datasets) instead of independent draws."""
+        permutations of the pairs (each pair once per epoch: finite datasets) instead of independent draws.
+        ``augment``: photo backgrounds and camera effects (:mod:`.augment`; needs the pairs' person masks)."""
         self.world, self.seed, self.preview_set, self.epochs = world, seed, preview_set, epochs
+        self.augment = augment
         self._perm: tuple[int, torch.Tensor] | None = None
 
     def indices(self, step: int, size: int) -> list[int]:
@@ -36,7 +38,12 @@ class PairSource:
 
     def batch(self, step: int, size: int, device: torch.device, rows: slice = slice(None)) -> dict[str, torch.Tensor]:
         """The step's global batch of ``size`` pairs, or the ``rows`` of it this process trains on."""
-        return self.collate(self.world.pairs(self.indices(step, size)[rows]), device)
+        pairs = self.world.pairs(self.indices(step, size)[rows])
+        if self.augment:
+            from .augment import vary_batch
+
+            pairs = vary_batch(pairs, self.seed, step, list(range(size))[rows])
+        return self.collate(pairs, device)
 
     @staticmethod
     def collate(pairs: dict, device: torch.device) -> dict[str, torch.Tensor]:
@@ -78,7 +85,7 @@ def make_source(cfg: TrainConfig, model: RePoseConfig) -> PairSource:
     h, w = model.height, model.width
     kind, root = data_spec(cfg.data, cfg.data_root)
     if kind == "synthetic":
-        return PairSource(SyntheticWorld("train", height=h, width=w, prior=cfg.prior), cfg.seed)
+        return PairSource(SyntheticWorld("train", height=h, width=w, prior=cfg.prior), cfg.seed, augment=cfg.augment)
     if not root:
         raise ValueError(f"train.data={cfg.data!r} needs the dataset folder: train.data={kind}:/data/{kind} or "
                          f"train.data_root=/data/{kind} (e.g. --set train.data_root=/data/{kind})")
@@ -86,8 +93,8 @@ def make_source(cfg: TrainConfig, model: RePoseConfig) -> PairSource:
         from ..data.folder import FolderPairs
 
         pairs = FolderPairs(root, h, w)
-        return PairSource(pairs, cfg.seed, preview_set=pairs, epochs=True)
+        return PairSource(pairs, cfg.seed, preview_set=pairs, epochs=True, augment=cfg.augment)
     from ..data.anchors import AnchorPairs
 
     return PairSource(AnchorPairs(root, kind, "train", h, w), cfg.seed,
-                      preview_set=AnchorPairs(root, kind, "test", h, w), epochs=True)
+                      preview_set=AnchorPairs(root, kind, "test", h, w), epochs=True, augment=cfg.augment)

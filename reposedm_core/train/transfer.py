@@ -4,7 +4,7 @@
     torchrun --nproc_per_node 8 -m reposedm_core.train transfer --config deepfashion_256 --out runs/df256
 
 Data: synthetic-world pairs out of the box, or DeepFashion / Market-1501 / an OpenPose folder (``train.data``).
-Loss = v-prediction MSE + RAFT-style sequence loss on the warped source image (every alignment iterate, weights
+Loss = the denoising MSE for the model's prediction type (``diffusion_loss``) + RAFT-style sequence loss on the warped source image (every alignment iterate, weights
 gamma^(N-1-i)), weighted to the target body region + a self-supervised visibility loss. Classifier-free
 guidance by dropping the appearance condition. EMA weights; every random draw depends only on (seed, step),
 so a resumed run — or a run on any number of processes with the same global batch — sees the same batches;
@@ -43,11 +43,43 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="override a config value, e.g. --set model.use_alignment=false --set train.batch=16")
 
 
+T_SAMPLING = ("uniform", "mid_high")
+
+
 def draws(cfg: TrainConfig, step: int, n: int, shape: tuple[int, ...], timesteps: int) -> dict[str, torch.Tensor]:
-    """The step's random numbers for the whole global batch (sliced per process): t, noise, keep."""
+    """The step's random numbers for the whole global batch (sliced per process): t, noise, keep.
+
+    ``t_sampling="mid_high"``: every other sample's t is drawn from ``[0.3 T, T)`` instead of ``[0, T)`` — more
+    training where the image's structure is decided (the x0 estimate there is what the sampler builds on)."""
+    if cfg.t_sampling not in T_SAMPLING:
+        raise ValueError(f"train.t_sampling must be one of {T_SAMPLING}, got {cfg.t_sampling!r}")
     gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-    return {"t": torch.randint(0, timesteps, (n,), generator=gen), "noise": torch.randn((n, *shape), generator=gen),
-            "keep": (torch.rand(n, generator=gen) >= cfg.uncond_prob).float()}
+    t = torch.randint(0, timesteps, (n,), generator=gen)
+    noise = torch.randn((n, *shape), generator=gen)
+    keep = (torch.rand(n, generator=gen) >= cfg.uncond_prob).float()
+    if cfg.t_sampling == "mid_high":
+        high = torch.randint(int(0.3 * timesteps), timesteps, (n,), generator=gen)
+        t = torch.where(torch.arange(n) % 2 == 1, high, t)
+    return {"t": t, "noise": noise, "keep": keep}
+
+
+def diffusion_loss(model: RePoseModel, pred: torch.Tensor, x0: torch.Tensor, noise: torch.Tensor,
+                   t: torch.Tensor) -> torch.Tensor:
+    """The denoising loss for the model's prediction type: MSE against the noise (``epsilon``), the velocity
+    (``v_prediction``) or the clean image (``sample``); with ``x0_base="warp"`` the clean-image error is
+    measured in units of the correction's scale ``c_out`` (EDM's weighting: the network's own target)."""
+    kind = model.config.prediction_type
+    sched = model.train_scheduler
+    if kind == "v_prediction":
+        return F.mse_loss(pred.float(), sched.get_velocity(x0, noise, t).float())
+    if kind == "epsilon":
+        return F.mse_loss(pred.float(), noise.float())
+    if kind == "sample":
+        if model.config.x0_base == "warp":
+            c_out = model.denoiser.coefficients(t, x0)["c_out"].float().clamp_min(1e-3)
+            return (((pred.float() - x0.float()) / c_out) ** 2).mean()
+        return F.mse_loss(pred.float(), x0.float())
+    raise ValueError(f"unsupported prediction_type {kind!r}")
 
 
 class TrainingStep(nn.Module):
@@ -69,8 +101,7 @@ class TrainingStep(nn.Module):
         t, noise = rnd["t"], rnd["noise"]
         x_t = sched.add_noise(tgt, noise, t)
         pred = model.denoiser(x_t, t, alignment, rnd["keep"])
-        target = sched.get_velocity(tgt, noise, t) if sched.config.prediction_type == "v_prediction" else noise
-        out = {"diffusion": F.mse_loss(pred.float(), target.float())}
+        out = {"diffusion": diffusion_loss(model, pred, tgt, noise, t)}
         n = len(alignment.iterates)
         if n and model.config.use_alignment:
             seq, vis = src.new_zeros(()), src.new_zeros(())
@@ -102,7 +133,14 @@ def run(args: argparse.Namespace) -> None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps({"model": model_cfg.to_dict(), "train": cfg.to_dict()}, indent=2))
     torch.manual_seed(cfg.seed)  # identical initial weights on every process
-    model = RePoseModel(model_cfg).to(dist.device).train()
+    model = RePoseModel(model_cfg)
+    if cfg.init_from:
+        from ..models.io import SHIPPED, init_from
+
+        counts = init_from(model, SHIPPED if cfg.init_from == "shipped" else cfg.init_from)
+        if dist.main:
+            log.info("initialised from %s: %s", cfg.init_from, counts)
+    model = model.to(dist.device).train()
     step_module = dist.wrap(TrainingStep(model, cfg), find_unused=not model_cfg.use_alignment)
     source = make_source(cfg, model_cfg)
     trainer = Trainer(model, cfg, out, dist)
@@ -147,6 +185,6 @@ def run(args: argparse.Namespace) -> None:
     if dist.main:
         path = save_model(trainer.ema_model(), out / "model.safetensors",
                           extra={"steps": cfg.steps, "train_seconds": round(time.time() - t0, 1), "data": cfg.data,
-                                 "seed": cfg.seed, "processes": dist.world})
+                                 "seed": cfg.seed, "processes": dist.world, "init_from": cfg.init_from})
         log.info("wrote %s (%.1f MB)", path, path.stat().st_size / 1e6)
     dist.close()
