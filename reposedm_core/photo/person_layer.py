@@ -95,8 +95,9 @@ def _work_scale(height: int, width: int, work_size: int) -> float:
 
 def _layer_flow(source: torch.Tensor, target: torch.Tensor, height: int, width: int, assign_scale: float
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(backward flow ``[B, 2, h, w]`` with no background blend, part consistency ``[B, 1, h, w]``, target
-    distance to the nearest part ``[B, 1, h, w]``) in the ``height x width`` frame of the poses."""
+    """(backward flow ``[B, 2, h, w]`` with no background blend, part consistency ``[B, 1, h, w]``, distance to
+    the nearest part both poses show, distance to the nearest part of the target ``[B, 1, h, w]``) in the
+    ``height x width`` frame of the poses."""
     d2_t, maps = part_maps(source, target, height, width)
     tau2 = (2 * (assign_scale * _torso_length(target)) ** 2)[:, None, None, None]
     assign = torch.softmax(-d2_t / tau2, 1)                                   # target pixel -> its part
@@ -108,7 +109,8 @@ def _layer_flow(source: torch.Tensor, target: torch.Tensor, height: int, width: 
     sampled = warp(labels, flow)                                              # part of the pixel each target takes
     allowed = torch.einsum("bkhw,kj->bjhw", assign, _ADJ.to(assign))
     consistent = (allowed * sampled).sum(1, keepdim=True).clamp(0, 1)
-    return flow.contiguous(), consistent, d2_t.amin(1, keepdim=True).sqrt()
+    d2_all, _ = part_maps(target, target, height, width)                     # parts the source may not show
+    return flow.contiguous(), consistent, d2_t.amin(1, keepdim=True).sqrt(), d2_all.amin(1, keepdim=True).sqrt()
 
 
 def _thickness(mask: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
@@ -171,15 +173,17 @@ def person_layer_warp(image: torch.Tensor, source_pose: torch.Tensor, target_pos
     s = _work_scale(h, w, work_size)
     hw, ww = max(1, round(h * s)), max(1, round(w * s))
     scale = torch.tensor([ww / w, hw / h, 1.0], device=image.device)
-    flow_w, consistent_w, dist_w = _layer_flow(source_pose.float() * scale, target_pose.float() * scale, hw, ww,
+    flow_w, consistent_w, dist_w, dist_all_w = _layer_flow(source_pose.float() * scale, target_pose.float() * scale, hw, ww,
                                                assign_scale)
     flow = resize_flow(flow_w, h, w)
     consistent = F.interpolate(consistent_w, size=(h, w), mode="bilinear", align_corners=False)
-    dist = F.interpolate(dist_w, size=(h, w), mode="bilinear", align_corners=False) / s
+    dist, dist_all = (F.interpolate(d, size=(h, w), mode="bilinear", align_corners=False) / s
+                      for d in (dist_w, dist_all_w))
 
     ratio = _size_ratio(source_pose.float(), target_pose.float())
     thick = (_thickness(person > 0.5, source_pose.float()) * ratio)[:, None, None, None]
-    envelope = dist <= thick                            # where the target body surely is
+    envelope = dist_all <= thick                        # where the target body surely is
+    unseen = envelope & (dist > thick)                  # near parts the source does not show (no joints there)
     reach = (dist <= REACH * thick).float()             # nothing of the person lands farther from its bones
     sampled = warp(person, flow)
     alpha = (sampled * consistent * reach).clamp(0, 1)
@@ -190,8 +194,9 @@ def person_layer_warp(image: torch.Tensor, source_pose: torch.Tensor, target_pos
     covered = alpha > 0.5
     target_region = covered | envelope
     vacated = source_region & ~covered
-    # body the source never showed: the part's pixels are hidden by another part, or out of the frame
-    disoccluded = envelope & ~covered & ((sampled > 0.5) | outside)
+    # body the source never showed: the part's pixels are hidden by another part, out of the frame, or the
+    # source pose lacks the part's joints
+    disoccluded = envelope & ~covered & ((sampled > 0.5) | outside | unseen)
     half = feather // 2
     seam = _dilate(covered, half) & _dilate(~covered, half) if half > 0 else torch.zeros_like(covered)
     core = vacated | disoccluded | seam
