@@ -2,7 +2,7 @@
 
 The workflow is the bundled one's API prompt (scripts/build_workflows.py), run on a real photo (scikit-image's
 astronaut) with the tiny random SD1.5-architecture checkpoint and OpenPose-style ControlNet of tests/harness/tiny_sd.py
-under the names users have, at 64 px and a few steps so that the CPU does it in seconds.
+under the names users have, at 64 px and 3 steps (each guided step decodes with the full-size SD VAE architecture).
 """
 from __future__ import annotations
 
@@ -15,11 +15,10 @@ import threading
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
 from harness.comfy_server import REPO
 from harness.photos import photos
 from harness.tiny_sd import write_tiny_sd
+from PIL import Image
 
 SIZE = 64
 STEPS = 3
