@@ -13,7 +13,8 @@ from comfy_api.latest import ComfyExtension, io
 log = logging.getLogger("reposedm")
 
 # Node family modules, in the order they appear in the menu. Each exposes NODES: list[type[io.ComfyNode]].
-_FAMILIES = ("pose_nodes", "detect_nodes", "field_nodes", "retarget_nodes", "transfer_nodes", "guidance_nodes")
+_FAMILIES = ("pose_nodes", "detect_nodes", "field_nodes", "retarget_nodes", "transfer_nodes", "guidance_nodes",
+             "photo_nodes")
 
 
 def _load_families() -> list[type[io.ComfyNode]]:

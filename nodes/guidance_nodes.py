@@ -85,18 +85,22 @@ class PoseFieldGuidance(io.ComfyNode):
                                        "(synthetic people: PCK@0.1 0.73 vs 0.56 for BlazePose at 96x64). Or an "
                                        "OpenPose body network you already have (body_pose_model.pth)."),
                 io.Float.Input("scale", default=1.0, min=0.0, max=10.0, step=0.05,
-                               tooltip="Guidance strength; 0 disables guidance."),
+                               tooltip="Guidance strength; 0 disables guidance. 1 = an RMS move of 0.05 (image or latent units) at full "
+                                       "noise, fading with the noise level. On SD the move is in latent space."),
                 io.Float.Input("start", default=0.0, min=0.0, max=1.0, step=0.01,
-                               tooltip="Start of the guided window, as a fraction of sampling (0 = first step)."),
+                               tooltip="Start of the guided window, as a fraction of sampling (0 = first step). SD sets the pose in the "
+                                       "early steps: start at 0."),
                 io.Float.Input("end", default=0.8, min=0.0, max=1.0, step=0.01,
-                               tooltip="End of the guided window (1 = last step)."),
+                               tooltip="End of the guided window (1 = last step). On SD about 0.6: later steps only draw detail, and "
+                                       "each guided step costs a VAE decode and its backward pass."),
                 io.Float.Input("target_weight", default=1.0, min=0.0, max=20.0, step=0.1,
                                tooltip="Weight of the distance to the target pose next to the pose-field distance "
                                        "(0 = only plausibility)."),
                 io.Float.Input("head_weight", default=1.0, min=0.0, max=10.0, step=0.1,
                                tooltip="Weight of the head joints in the target distance."),
                 io.Float.Input("arms_weight", default=1.0, min=0.0, max=10.0, step=0.1,
-                               tooltip="Weight of the arm joints in the target distance."),
+                               tooltip="Weight of the arm joints in the target distance (raise it when the arms stay where the source "
+                                       "had them)."),
                 io.Float.Input("legs_weight", default=1.0, min=0.0, max=10.0, step=0.1,
                                tooltip="Weight of the leg joints in the target distance."),
                 io.Model.Input("model", optional=True,

@@ -210,6 +210,75 @@ WORKFLOWS: dict[str, tuple[str, dict]] = {
     ),
 }
 
+def _photo_pose_transfer_sd15() -> tuple[str, dict]:
+    """Pose transfer on the user's own photo through their SD1.5 + ControlNet-OpenPose (issue 14)."""
+    arms_out = [0.50, 0.15, 1, 0.50, 0.25, 1, 0.42, 0.25, 1, 0.32, 0.25, 1, 0.22, 0.25, 1, 0.58, 0.25, 1,
+                0.68, 0.25, 1, 0.78, 0.25, 1, 0.45, 0.50, 1, 0.45, 0.68, 1, 0.45, 0.86, 1, 0.55, 0.50, 1,
+                0.55, 0.68, 1, 0.55, 0.86, 1, 0.48, 0.13, 1, 0.52, 0.13, 1, 0.46, 0.14, 1, 0.54, 0.14, 1]
+    driving = json.dumps([{"people": [{"pose_keypoints_2d": arms_out}], "canvas_width": 512, "canvas_height": 512}])
+    note = (
+        "Pose transfer on your own photo with your SD1.5 model. The person's own pixels are moved into the target "
+        "pose (Person Layer Warp: per-limb transforms, the background stays), and SD inpaints only what the photo "
+        "never showed (the place the person left, hidden body parts, a 6 px seam) under ControlNet-OpenPose on the "
+        "target pose, with Pose Field Guidance (BlazePose reader) pulling the pose onto the target. Needs "
+        "v1-5-pruned-emaonly.safetensors in models/checkpoints and control_v11p_sd15_openpose.pth in "
+        "models/controlnet (SD1.5 inpainting checkpoints work too). Widgets for SD1.5 at 512 px: Upscale Image "
+        "512x512 center crop (use your photo's aspect, multiples of 8, e.g. 512x768 for a portrait); KSampler 25 "
+        "steps dpmpp_2m karras, cfg 7, denoise 1 (VAE Encode for Inpainting greys the masked area); ControlNet "
+        "strength 1; guidance scale 1 over the first 60% of the steps (the pose is set early; later steps only "
+        "draw detail), target_weight 1, part weights 1 (raise arms_weight if the arms stay behind). The target "
+        "pose: edit Load Pose JSON (0..1 units) or connect your own; Pose Retarget gives it the person's "
+        "proportions with the neck where the person's is (anchor feet for full-body photos). Verified here with "
+        "tiny random stand-in models only, not with real SD weights.")
+    prompt = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "example.png"}},
+        "2": {"class_type": "ImageScale",
+              "inputs": {"image": ["1", 0], "upscale_method": "lanczos", "width": 512, "height": 512,
+                         "crop": "center"}},
+        "3": {"class_type": "RePoseDetectPose",
+              "inputs": {"image": ["2", 0], "max_people": 1, "min_confidence": 0.5, "joint_threshold": 0.5}},
+        "4": {"class_type": "RePoseLoadPoseJSON",
+              "inputs": {"json_file": "(use json_text)", "json_text": driving, "units": "normalized",
+                         "canvas_width": 0, "canvas_height": 0}},
+        "5": {"class_type": "RePosePoseRetarget",
+              "inputs": {"driving_pose": ["4", 0], "reference_pose": ["3", 0], "person_index": 0,
+                         "anchor": "neck", "scale": "reference", "project_to_manifold": True}},
+        "6": {"class_type": "RePosePersonLayerWarp",
+              "inputs": {"image": ["2", 0], "source_pose": ["3", 0], "target_pose": ["5", 0], "person_index": 0,
+                         "feather": 6, "grow": 4}},
+        "7": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "v1-5-pruned-emaonly.safetensors"}},
+        "8": {"class_type": "CLIPTextEncode",
+              "inputs": {"text": "a photo of a person, natural light, detailed clothes, sharp focus",
+                         "clip": ["7", 1]}},
+        "9": {"class_type": "CLIPTextEncode",
+              "inputs": {"text": "blurry, deformed, extra limbs, extra arms, duplicate person, watermark",
+                         "clip": ["7", 1]}},
+        "10": {"class_type": "ControlNetLoader", "inputs": {"control_net_name": "control_v11p_sd15_openpose.pth"}},
+        "11": {"class_type": "ControlNetApplyAdvanced",
+               "inputs": {"positive": ["8", 0], "negative": ["9", 0], "control_net": ["10", 0], "image": ["6", 2],
+                          "strength": 1.0, "start_percent": 0.0, "end_percent": 1.0, "vae": ["7", 2]}},
+        "12": {"class_type": "PoseFieldGuidance",
+               "inputs": {"estimator": "auto", "scale": 1.0, "start": 0.0, "end": 0.6,
+                          "target_weight": 1.0, "head_weight": 1.0, "arms_weight": 1.0, "legs_weight": 1.0,
+                          "model": ["7", 0], "vae": ["7", 2], "target_pose": ["5", 0]}},
+        "13": {"class_type": "VAEEncodeForInpaint",
+               "inputs": {"pixels": ["6", 0], "vae": ["7", 2], "mask": ["6", 1], "grow_mask_by": 6}},
+        "14": {"class_type": "KSampler",
+               "inputs": {"model": ["12", 1], "seed": 0, "steps": 25, "cfg": 7.0, "sampler_name": "dpmpp_2m",
+                          "scheduler": "karras", "positive": ["11", 0], "negative": ["11", 1],
+                          "latent_image": ["13", 0], "denoise": 1.0}},
+        "15": {"class_type": "VAEDecode", "inputs": {"samples": ["14", 0], "vae": ["7", 2]}},
+        "16": {"class_type": "ImageCompositeMasked",
+               "inputs": {"destination": ["6", 0], "source": ["15", 0], "x": 0, "y": 0, "resize_source": False,
+                          "mask": ["6", 1]}},
+        "17": {"class_type": "SaveImage", "inputs": {"images": ["16", 0], "filename_prefix": "reposedm/photo_transfer"}},
+        "18": {"class_type": "PreviewImage", "inputs": {"images": ["6", 2]}},
+    }
+    return note, prompt
+
+
+WORKFLOWS["photo_pose_transfer_sd15"] = _photo_pose_transfer_sd15()
+
 _JS_BUILD = """async ([prompt, name, note]) => {
   app.graph.clear();
   await app.loadApiJson(prompt, name);
@@ -259,7 +328,7 @@ def build(names: list[str]) -> None:
     from harness.tiny_sd import write_tiny_sd
 
     home = Path(tempfile.mkdtemp(prefix="reposedm-build-"))
-    if any(n.startswith("sd_") for n in names):  # combos only list files that exist: stand-ins with the real names
+    if any(n.startswith("sd_") or "_sd" in n for n in names):  # combos only list files that exist: stand-ins with the real names
         write_tiny_sd(home / "models")
     with ComfyServer(home=home) as comfy, sync_playwright() as pw:
         requests.post(comfy.base + "/settings/Comfy.TutorialCompleted", data="true", timeout=10)

@@ -36,19 +36,16 @@ def _torso_affine(src: torch.Tensor, tgt: torch.Tensor) -> tuple[torch.Tensor, t
     return sol.transpose(1, 2), m.sum(1) >= 3
 
 
-def limb_flow(source: torch.Tensor, target: torch.Tensor, height: int, width: int,
-              assign_scale: float = 0.08, body_scale: float = 0.3) -> torch.Tensor:
-    """Analytic backward flow ``[B, 2, H, W]`` (pixels) from per-limb similarity transforms.
+def part_maps(source: torch.Tensor, target: torch.Tensor, height: int, width: int
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every body part's transform target -> source and every pixel's distance to that part in the target.
 
-    Each body bone maps its target segment onto its source segment (rotation, scale, translation) and the
-    torso a least-squares affine map of its joints. A target pixel takes the transform of the part nearest to
-    it (a soft assignment of width ``assign_scale`` torso lengths), and blends into the identity (background)
-    with its distance to the body (width ``body_scale`` torso lengths).
+    Parts: the 17 bones (``BONES``, each a similarity transform mapping its target segment onto its source
+    segment) and the torso (index 17, a least-squares affine map of its joints; "distance" 0 inside the torso's
+    joint hull, approx.). A part missing in either pose is at distance 1e12.
 
-    Args:
-        source, target: poses ``[B, 18, 3]`` in pixels of the ``height x width`` frame.
+    Returns ``(d2 [B, 18, H, W]`` squared pixel distances, ``maps [B, 18, H, W, 2]`` source positions (x, y)).
     """
-    b = source.shape[0]
     dev, dt = source.device, source.dtype
     p = _grid(height, width, dev, dt)                                  # [H, W, 2] pixel centres
     sa, sb = source[:, _A.to(dev)], source[:, _B.to(dev)]             # [B, 17, 3]
@@ -75,8 +72,23 @@ def limb_flow(source: torch.Tensor, target: torch.Tensor, height: int, width: in
     radius = (((tj[..., :2] - centre[:, None]).norm(dim=-1) * tm[..., 0]).sum(1) / tm[..., 0].sum(1).clamp_min(1))
     d_torso = ((p - centre[:, None, None]).norm(dim=-1) - 0.8 * radius[:, None, None]).clamp_min(0) ** 2
     d_torso = torch.where(torso_ok[:, None, None], d_torso, torch.full_like(d_torso, 1e12))
-    all_d2 = torch.cat([dist2, d_torso[:, None]], 1)                   # [B, 18, H, W]
-    all_map = torch.cat([mapped, torso_map[:, None]], 1)               # [B, 18, H, W, 2]
+    return torch.cat([dist2, d_torso[:, None]], 1), torch.cat([mapped, torso_map[:, None]], 1)
+
+
+def limb_flow(source: torch.Tensor, target: torch.Tensor, height: int, width: int,
+              assign_scale: float = 0.08, body_scale: float = 0.3) -> torch.Tensor:
+    """Analytic backward flow ``[B, 2, H, W]`` (pixels) from per-limb similarity transforms.
+
+    Each body bone maps its target segment onto its source segment (rotation, scale, translation) and the
+    torso a least-squares affine map of its joints (:func:`part_maps`). A target pixel takes the transform of the
+    part nearest to it (a soft assignment of width ``assign_scale`` torso lengths), and blends into the identity
+    (background) with its distance to the body (width ``body_scale`` torso lengths).
+
+    Args:
+        source, target: poses ``[B, 18, 3]`` in pixels of the ``height x width`` frame.
+    """
+    p = _grid(height, width, source.device, source.dtype)
+    all_d2, all_map = part_maps(source, target, height, width)        # [B, 18, H, W], [B, 18, H, W, 2]
     torso_len = _torso_length(target)[:, None, None, None]
     tau2 = 2 * (assign_scale * torso_len) ** 2
     assign = torch.softmax(-all_d2 / tau2, 1)                          # nearest part wins

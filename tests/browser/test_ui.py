@@ -18,7 +18,8 @@ WORKFLOWS = sorted((REPO / "workflows").glob("*.json"))
 SHOTS = REPO / "outputs" / "browser"
 OUR_NODES = ("RePoseLoadPoseJSON", "RePoseSavePoseJSON", "RePoseRenderPose", "RePoseSyntheticPerson",
              "RePosePoseFieldScore", "RePosePoseFieldRepair", "LoadRePoseModel", "RecurrentPoseAlign", "RePoseSampler",
-             "PoseFieldGuidance", "RePoseDetectPose", "RePosePoseRetarget", "RePosePoseSequenceClean")
+             "PoseFieldGuidance", "RePoseDetectPose", "RePosePoseRetarget", "RePosePoseSequenceClean",
+             "RePosePersonLayerWarp")
 # Workflows made for real SD weights run here on tiny random stand-ins (tests/harness/tiny_sd.py) at a size
 # the CPU does in seconds: widget values set in the page before queueing, as a user would.
 SMALL_RUN = {"sd_controlnet_pose_guidance": {"EmptyLatentImage": {"width": 64, "height": 64},
@@ -26,7 +27,9 @@ SMALL_RUN = {"sd_controlnet_pose_guidance": {"EmptyLatentImage": {"width": 64, "
                                              "KSampler": {"steps": 4}},
              # a real photo (scikit-image's astronaut, public domain) instead of ComfyUI's drawn example.png
              "pose_from_photo": {"LoadImage": {"image": "astronaut.png"}},
-             "pose_retarget": {"LoadImage": {"image": "astronaut.png"}}}
+             "pose_retarget": {"LoadImage": {"image": "astronaut.png"}},
+             "photo_pose_transfer_sd15": {"LoadImage": {"image": "astronaut.png"},
+                                          "ImageScale": {"width": 128, "height": 128}, "KSampler": {"steps": 2}}}
 
 
 @pytest.fixture(scope="module")

@@ -85,7 +85,7 @@ class ComfyServer:
         shutil.copytree(REPO, target, ignore=_IGNORE)
         return target
 
-    def start(self, timeout: float = 120.0) -> "ComfyServer":
+    def start(self, timeout: float | None = None) -> "ComfyServer":
         reason = comfy_available()
         if reason:
             raise RuntimeError(reason)
@@ -101,6 +101,8 @@ class ComfyServer:
         self._log_file = open(self.log_path, "w")
         self.proc = subprocess.Popen(cmd, cwd=str(COMFY_DIR), stdout=self._log_file, stderr=subprocess.STDOUT,
                                      env=env)
+        # a start takes ~10 s on an idle machine; REPOSE_COMFY_START_TIMEOUT allows for a machine busy training
+        timeout = timeout if timeout is not None else float(os.environ.get("REPOSE_COMFY_START_TIMEOUT", "120"))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 COMFY = REPO / ".comfy" / "ComfyUI"
 CHECKPOINT = "v1-5-pruned-emaonly.safetensors"
 CONTROLNET = "control_v11p_sd15_openpose.safetensors"
+CONTROLNET_PTH = "control_v11p_sd15_openpose.pth"      # lllyasviel's release name (a torch state dict)
 
 UNET = dict(image_size=32, in_channels=4, out_channels=4, model_channels=320, num_res_blocks=[1],
             channel_mult=[1], num_heads=8, transformer_depth=[1],
@@ -98,14 +99,20 @@ def build(models_dir: str) -> None:
 def write_tiny_sd(models_dir: str | os.PathLike, python: str = sys.executable) -> dict[str, Path]:
     """Write the tiny checkpoint and ControlNet under ``models_dir`` (a ComfyUI ``models/`` folder), once."""
     root = Path(models_dir)
-    files = {"checkpoint": root / "checkpoints" / CHECKPOINT, "controlnet": root / "controlnet" / CONTROLNET}
+    files = {"checkpoint": root / "checkpoints" / CHECKPOINT, "controlnet": root / "controlnet" / CONTROLNET,
+             "controlnet_pth": root / "controlnet" / CONTROLNET_PTH}
     if all(p.is_file() for p in files.values()):
         return files
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(COMFY), str(REPO / "tests")]), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([python, "-m", "harness.tiny_sd", str(root)], env=env, cwd=str(COMFY),
-                          capture_output=True, text=True, timeout=600)
-    if done.returncode != 0:
-        raise RuntimeError(f"building the tiny SD files failed:\n{done.stderr[-3000:]}")
+    if not (files["checkpoint"].is_file() and files["controlnet"].is_file()):
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(COMFY), str(REPO / "tests")]), "OMP_NUM_THREADS": "1"}
+        done = subprocess.run([python, "-m", "harness.tiny_sd", str(root)], env=env, cwd=str(COMFY),
+                              capture_output=True, text=True, timeout=600)
+        if done.returncode != 0:
+            raise RuntimeError(f"building the tiny SD files failed:\n{done.stderr[-3000:]}")
+    import torch
+    from safetensors.torch import load_file
+
+    torch.save(load_file(str(files["controlnet"])), files["controlnet_pth"])   # the same weights as a .pth
     return files
 
 
