@@ -6,8 +6,9 @@ With REPOSE_STRICT_TIERS=1 (set by `make test` and CI) no test can hide behind a
 - a skipped comfy/browser test is a failure, and so is a skip at collection time (a module-level
   ``pytest.importorskip`` or ``pytest.skip(allow_module_level=True)``, a skipping conftest): the file errors;
 - xfail is forbidden in the comfy/browser tiers: an xfail (failing) or xpass (passing) test there fails;
-- a unit-tier skip or xfail fails unless its reason starts with an entry of ``UNIT_SKIPS_ALLOWED`` (today: none,
-  since everything the unit tier needs is in requirements-test.txt and the shipped weights are committed).
+- a unit-tier skip or xfail fails unless its reason starts with an entry of ``UNIT_SKIPS_ALLOWED``: no skips
+  (everything the unit tier needs is in requirements-test.txt, the shipped weights are committed), only known
+  bugs kept visible as ``xfail(strict=True)``, so that the fix turns them into a failure to remove the mark.
 Without it (a developer's partial environment) skips stay skips; pytest's ``-ra`` summary lists each reason.
 """
 from __future__ import annotations
@@ -24,7 +25,9 @@ TIERS = ("comfy", "browser")
 TESTS = Path(__file__).resolve().parent
 # Unit-tier skip reasons accepted under REPOSE_STRICT_TIERS=1: reason prefix -> why it may skip in CI. Adding one
 # is a decision to write down here, not a side effect of an environment that lost a package.
-UNIT_SKIPS_ALLOWED: dict[str, str] = {}
+UNIT_SKIPS_ALLOWED: dict[str, str] = {
+    "fp16 alignment is broken": "a known bug kept visible as a strict xfail until models/ is fixed (issue 16)",
+}
 
 
 def tier_of(path) -> str:
