@@ -66,19 +66,31 @@ def _hook_lines(comfy, before: int) -> list[tuple[float, float]]:
     return [(float(s), float(v)) for s, v in re.findall(r"RePoseDM pose guidance: sigma ([\d.]+) loss ([-\d.]+)", text)]
 
 
-def _pose_loss(image: torch.Tensor) -> float:
-    """The guidance objective of an output image, measured outside ComfyUI with the same networks."""
+def _target() -> torch.Tensor:
     from reposedm_core.data.synthetic import render_people
+
+    return render_people([5], [19], SIZE, SIZE)["keypoints"]   # the graph's target pose, ground truth
+
+
+def _joint_error(image: torch.Tensor) -> float:
+    """Median distance in pixels from the joints the shipped estimator reads in the image to the ground-truth target
+    pose, over the target's joints. Not the loss the guidance descends (the field's distance plus a weighted mean
+    of squared, scale-normalised errors): no field term, and a median of plain pixel distances.
+
+    Why not BlazePose as the judge: the tiny random SD draws no person, and a second reader's view of such an
+    image moves either way under the first reader's guidance (measured on seeds 3, 5, 7, 11: BlazePose's median
+    error 9.7 -> 10.2, 8.2 -> 8.0, 9.2 -> 9.4, 5.7 -> 6.0 px). Judging by an independent reader needs a model that
+    draws people, which the test tier does not have."""
     from reposedm_core.estimator import load_estimator
-    from reposedm_core.field import load_pose_field
-    from reposedm_core.guidance import guidance_loss, joint_weights
 
-    target = render_people([5], [19], SIZE, SIZE)["keypoints"]
+    target = _target()
     with torch.no_grad():
-        return float(guidance_loss(load_estimator(), image, target, load_pose_field().model, 1.0, joint_weights(None)))
+        xy = load_estimator().predict(image).xy[0]
+    shown = target[0, :, 2] > 0
+    return float((xy - target[0, :, :2]).norm(dim=-1)[shown].median())
 
 
-def test_guided_sd_graph_runs_the_hook_on_every_step_and_lowers_the_loss(comfy, tiny_sd):
+def test_guided_sd_graph_runs_the_hook_on_every_step_and_moves_the_joints_to_the_target(comfy, tiny_sd):
     for seed in (3, 5):
         plain = comfy.run(_graph(0.0, seed=seed))
         assert plain.status == "success", plain.error()
@@ -91,7 +103,25 @@ def test_guided_sd_graph_runs_the_hook_on_every_step_and_lowers_the_loss(comfy, 
         assert sigmas == sorted(sigmas, reverse=True)
         a, b = _image(comfy, plain), _image(comfy, guided)
         assert not torch.equal(a, b)
-        assert _pose_loss(b) < _pose_loss(a), (seed, _pose_loss(b), _pose_loss(a))
+        assert _joint_error(b) < _joint_error(a), (seed, _joint_error(b), _joint_error(a))
+
+
+def test_guidance_on_a_rectified_flow_model(comfy, tiny_sd):
+    """ModelSamplingSD3 turns the model into a rectified-flow one (x = (1 - s) x0 + s noise, ComfyUI's CONST):
+    the patch takes its flow branch (noise level = sigma), guides every step with sigmas in (0, 1] and changes
+    the image."""
+    graph = _graph(0.0, seed=3)
+    graph["13"] = {"class_type": "ModelSamplingSD3", "inputs": {"model": ["1", 0], "shift": 3.0}}
+    graph["8"]["inputs"]["model"] = ["13", 0]
+    plain = comfy.run(graph)
+    assert plain.status == "success", plain.error()
+    graph["8"]["inputs"]["scale"] = 3.0
+    before = len(comfy.log_text())
+    guided = comfy.run(graph)
+    assert guided.status == "success", guided.error()
+    calls = _hook_lines(comfy, before)
+    assert len(calls) == STEPS and all(0 < s <= 1 for s, _ in calls), calls
+    assert not torch.equal(_image(comfy, plain), _image(comfy, guided))
 
 
 def test_the_window_limits_the_guided_steps(comfy, tiny_sd):
