@@ -25,9 +25,7 @@ TIERS = ("comfy", "browser")
 TESTS = Path(__file__).resolve().parent
 # Unit-tier skip reasons accepted under REPOSE_STRICT_TIERS=1: reason prefix -> why it may skip in CI. Adding one
 # is a decision to write down here, not a side effect of an environment that lost a package.
-UNIT_SKIPS_ALLOWED: dict[str, str] = {
-    "fp16 alignment is broken": "a known bug kept visible as a strict xfail until models/ is fixed (issue 16)",
-}
+UNIT_SKIPS_ALLOWED: dict[str, str] = {}  # reason prefix -> why it is allowed (none at present)
 
 
 def tier_of(path) -> str:

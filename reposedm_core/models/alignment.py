@@ -24,8 +24,9 @@ def pose_maps(kp: torch.Tensor, height: int, width: int, frame: tuple[int, int])
     """Joint heatmaps and limb maps ``[B, 37, height, width]`` of poses given in pixels of ``frame`` (H, W)."""
     canvas = (frame[1], frame[0])  # the pose layer takes (width, height)
     sigma = max(0.75, 1.5 * height / 96)
-    return torch.cat([heatmaps(kp, height, width, sigma=sigma, canvas=canvas),
-                      limb_maps(kp, height, width, width_px=sigma, canvas=canvas)], 1)
+    k = kp.float()  # computed in fp32 (fp16 models included), returned in the poses' dtype
+    return torch.cat([heatmaps(k, height, width, sigma=sigma, canvas=canvas),
+                      limb_maps(k, height, width, width_px=sigma, canvas=canvas)], 1).to(kp.dtype)
 
 
 def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
@@ -148,7 +149,9 @@ class RecurrentPoseAlignment(nn.Module):
         p4_s = self.pose4(pose_maps(source_pose, h4, w4, (h, w)))
         p8_t, p8_s = self.pose8(p4_t), self.pose8(p4_s)
         # The analytic flow at 1/2 of the frame keeps the limbs' detail; the GRUs add smooth residuals.
-        analytic = limb_flow(_to_frame(source_pose, h, w, h2, w2), _to_frame(target_pose, h, w, h2, w2), h2, w2)
+        # in fp32: its distance sentinels (1e12) overflow fp16
+        analytic = limb_flow(_to_frame(source_pose.float(), h, w, h2, w2), _to_frame(target_pose.float(), h, w, h2, w2),
+                             h2, w2).to(source.dtype)
         iterates: list = []
         r8, _ = self._refine(self.update["8"], feats[3], p8_t, p8_s, resize_flow(analytic, h8, w8), k,
                              analytic, torch.zeros_like(analytic), iterates, None if init is None else init[0])

@@ -83,11 +83,6 @@ def test_shared_noise_gives_one_initial_noise_to_the_whole_batch(model):
         model.sample(a, steps=1, seed=[1, 2], shared_noise=True)
 
 
-FP16_BROKEN = ("fp16 alignment is broken in reposedm_core/models: pose_maps feeds float32 maps to fp16 convs and "
-               "limb_flow's 1e12 sentinels overflow fp16 (issue 16 report; fix: compute both in fp32, cast back)")
-
-
-@pytest.mark.xfail(strict=True, raises=RuntimeError, reason=FP16_BROKEN)
 def test_fp16_on_the_cpu_runs_and_stays_close_to_fp32(model):
     """LoadRePoseModel loads the model in fp16 on a GPU that ComfyUI deems fp16-capable; the same code runs in
     fp16 on the CPU (torch >= 2.1), so the CPU can check it."""
