@@ -73,8 +73,9 @@ class PoseFieldGuidance(io.ComfyNode):
             description="Steers sampling toward a plausible human pose that matches the target: at every step the "
                         "pose of the clean-image estimate is read by a keypoint estimator and nudged down the "
                         "gradient of the pose field (distance from valid poses) plus the distance to the target. "
-                        "Feed 'guidance' to Pose Transfer Sampler (RePose), or connect a MODEL, its VAE and a target pose to get "
-                        "a patched MODEL for KSampler / SamplerCustom on any model (e.g. SD + ControlNet-OpenPose).",
+                        "Feed 'guidance' to Pose Transfer Sampler (RePose), or connect a MODEL, its VAE and a "
+                        "target pose to get a patched MODEL for KSampler / SamplerCustom on any model (e.g. SD + "
+                        "ControlNet-OpenPose).",
             inputs=[
                 io.Combo.Input("estimator", options=[AUTO, BLAZEPOSE, SHIPPED] + sorted(_openpose_files()),
                                default=AUTO,

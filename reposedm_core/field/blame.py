@@ -25,7 +25,7 @@ class BlameScale:
 
     @classmethod
     def from_calibration(cls, calibration: dict) -> "BlameScale":
-        """The scale of a field whose calibration holds ``valid_p95`` and ``valid_p99`` (written by ``reposedm_core.train.field``)."""
+        """The scale of a field whose calibration holds ``valid_p95`` and ``valid_p99`` (from ``train.field``)."""
         missing = [k for k in ("valid_p95", "valid_p99") if k not in calibration]
         if missing:
             raise ValueError(f"the pose field's calibration lacks {missing}; retrain or re-calibrate the field "
