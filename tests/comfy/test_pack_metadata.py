@@ -39,3 +39,12 @@ def test_pack_exception_shows_a_readable_type(comfy):
     error = result.error()
     assert error["exception_type"] == "reposedm.CheckpointError", error["exception_type"]
     assert "zz_broken.safetensors" in error["exception_message"]
+
+
+def test_search_aliases_name_our_nodes(comfy):
+    aliases = {k: v for k, v in json.loads((REPO / "web" / "search_aliases.json").read_text()).items()
+               if not k.startswith("_")}
+    ours = {k for k, v in comfy.object_info().items() if v.get("python_module", "").endswith(PACK_NAME)}
+    assert set(aliases) <= ours, sorted(set(aliases) - ours)
+    assert all(isinstance(words, list) and words and all(w.strip() == w and w for w in words)
+               for words in aliases.values())

@@ -86,7 +86,7 @@ class ComfyServer:
         shutil.copytree(REPO, target, ignore=_IGNORE)
         return target
 
-    def start(self, timeout: float = 120.0) -> "ComfyServer":
+    def start(self, timeout: float = 600.0) -> "ComfyServer":  # minutes on a machine busy training
         reason = comfy_available()
         if reason:
             raise RuntimeError(reason)

@@ -143,6 +143,25 @@ _JS_SHOW_ALL = """() => {
 }"""
 
 
+# A node grows to its previews only when the canvas draws it at a readable zoom: visit every node at 100 %
+# (as a user scrolling over the finished graph would), a few frames each, then put the view back.
+_JS_VISIT_ALL = """async () => {
+  const ds = app.canvas.ds, view = [ds.scale, [...ds.offset]];
+  const frames = (k) => new Promise(r => { const f = () => (--k > 0 ? requestAnimationFrame(f) : r());
+                                          requestAnimationFrame(f); });
+  for (let pass = 0; pass < 2; pass++)
+    for (const n of app.graph._nodes) {
+      ds.scale = 1;
+      ds.offset = [-n.pos[0] + 60, -n.pos[1] + 120];
+      app.canvas.setDirty(true, true);
+      await frames(3);
+    }
+  ds.scale = view[0]; ds.offset = view[1];
+  app.canvas.setDirty(true, true);
+  await frames(2);
+}"""
+
+
 def overlapping(rects: list) -> list[tuple]:
     """Pairs of node rectangles ``[id, type, x, y, w, h]`` that intersect (touching edges do not count)."""
     pairs = []
@@ -182,8 +201,7 @@ def run_in_page(page, comfy, stem: str, timeout: float = 300.0) -> dict:
         if missing:
             log.warning("%s: the page shows no images on %s after 60 s", stem, missing)
         page.evaluate("([scale, offset]) => { app.canvas.ds.scale = scale; app.canvas.ds.offset = offset; }", view)
-        page.evaluate("() => { app.canvas.setDirty(true, true); app.canvas.draw(true, true); }")
-        page.wait_for_timeout(800)  # the canvas resizes nodes to their previews as it draws
+        page.evaluate(_JS_VISIT_ALL)   # the canvas resizes nodes to their previews as it draws them
         return entry
     finally:
         page.evaluate(_JS_RESTORE, old)
