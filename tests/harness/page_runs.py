@@ -175,8 +175,13 @@ def overlapping(rects: list) -> list[tuple]:
 def run_in_page(page, comfy, stem: str, timeout: float = 300.0) -> dict:
     """Queue the graph loaded in the page (with the run overrides of ``stem``), wait until it has finished and
     every preview shows its images; return the prompt's history entry (its ``status`` tells success)."""
+    import requests
+
     old = page.evaluate(_JS_SET, overrides_for(stem))
     try:
+        # Every node runs and shows its previews, whatever ran before (a cached node sends none).
+        requests.post(comfy.base + "/free", json={"free_memory": True}, timeout=30).raise_for_status()
+        page.wait_for_timeout(3000)   # the idle worker wakes on the flag and empties its cache
         before = set(comfy.get_json("/history"))
         page.evaluate("async () => { await app.queuePrompt(0, 1); }")
         entry = None
