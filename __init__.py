@@ -9,3 +9,7 @@ async def comfy_entrypoint():
     from .nodes import comfy_entrypoint as entrypoint
 
     return await entrypoint()
+
+
+# Front-end helpers (scores shown on the node, search aliases): ComfyUI serves this folder to the page.
+WEB_DIRECTORY = "./web"

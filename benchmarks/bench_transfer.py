@@ -1,11 +1,12 @@
 """Pose-transfer speed on this machine, as ratios measured in one run (the machines are noisy).
 
-    python benchmarks/bench_transfer.py [--model FILE] [--steps 20] [--comfy]
+    python benchmarks/bench_transfer.py [--model FILE] [--steps 20] [--comfy | --comfy-only]
 
 Prints: alignment time vs one denoiser forward pass at the model's resolution; seconds per image for the
 demo settings; guided / unguided sampling time (pose-field guidance, same steps and seeds); with --comfy, the
 ComfyUI path (a prompt through a real ComfyUI server, timed from submission to execution_success) vs the
-direct core calls for the same work (two synthetic people, align with its two preview images, sample, PNG).
+direct core calls for the same work (two synthetic people, align with its two preview images, sample, PNG),
+with the median seconds of each stage both ways (from the ComfyUI websocket messages' arrival times).
 """
 from __future__ import annotations
 
@@ -46,6 +47,28 @@ def core_costs(model, pair, repeats: int) -> tuple[float, float]:
     return align, denoise
 
 
+def stage_times(result, prompt: dict) -> dict[str, float]:
+    """Where a prompt's time went, from the arrival times of its websocket messages: submission to
+    execution_start (HTTP, validation, queue), each executed node by class (from its 'executing' message to
+    the next), and the last node to execution_success."""
+    out: dict[str, float] = {}
+    start = last = None
+    label = None
+    for (kind, data), t in zip(result.messages, result.times):
+        if kind == "execution_start":
+            out["submit -> start"] = t
+            start = last = t
+        elif kind == "executing" and start is not None:
+            if label is not None:
+                out[label] = out.get(label, 0.0) + t - last
+            node = data.get("node")
+            label = f"node {prompt[node]['class_type']}" if node is not None else "after the last node"
+            last = t
+        elif kind == "execution_success" and label is not None:
+            out[label] = out.get(label, 0.0) + t - last
+    return out
+
+
 def comfy_vs_direct(model_path, steps: int, repeats: int) -> tuple[float, float]:
     """Median seconds of the same job (render 2 synthetic people, align, sample, write a PNG) both ways."""
     sys.path.insert(0, str(REPO / "tests"))
@@ -56,13 +79,21 @@ def comfy_vs_direct(model_path, steps: int, repeats: int) -> tuple[float, float]
 
     model = load_model(model_path)
 
-    def direct(i: int) -> None:
+    def direct(i: int, stages: dict[str, list[float]]) -> None:
+        marks = [time.perf_counter()]
         src = render_people([100 + i], [1], 256, 176)
         tgt = render_people([100 + i], [2], 256, 176)
+        marks.append(time.perf_counter())
         a = model.align(src["image"], src["keypoints"], tgt["keypoints"])
         previews = (a.warped, render_skeleton(tgt["keypoints"], 256, 176))  # the align node's two image outputs
-        save_png(model.sample(a, steps=steps, cfg=2.0, seed=i)[0], "/tmp/bench_direct.png")
+        marks.append(time.perf_counter())
+        image = model.sample(a, steps=steps, cfg=2.0, seed=i)[0]
+        marks.append(time.perf_counter())
+        save_png(image, "/tmp/bench_direct.png")
+        marks.append(time.perf_counter())
         assert all(p.shape[-2:] == (256, 176) for p in previews)
+        for name, t0, t1 in zip(("synthetic people", "align + previews", "sample", "save PNG"), marks, marks[1:]):
+            stages.setdefault(name, []).append(t1 - t0)
 
     def prompt(i: int) -> dict:
         return {"1": {"class_type": "RePoseSyntheticPerson", "inputs": {"seed": 100 + i, "pose_seed": 1, "width": 176,
@@ -81,13 +112,20 @@ def comfy_vs_direct(model_path, steps: int, repeats: int) -> tuple[float, float]
     with ComfyServer(threads=torch.get_num_threads()) as comfy:
         assert comfy.run(prompt(1000)).status == "success"  # loads the model once, like a user's first run
         via, core = [], []
+        direct_stages: dict[str, list[float]] = {}
+        comfy_stages: dict[str, list[float]] = {}
         for i in range(repeats):  # interleaved, so both see the same machine load
             t0 = time.perf_counter()
-            direct(i)
+            direct(i, direct_stages)
             core.append(time.perf_counter() - t0)
             result = comfy.run(prompt(i))
             assert result.status == "success", result.error()
             via.append(result.seconds)
+            for name, sec in stage_times(result, prompt(i)).items():
+                comfy_stages.setdefault(name, []).append(sec)
+    for title, stages in (("ComfyUI path", comfy_stages), ("direct calls", direct_stages)):
+        print(f"{title}, median seconds per stage: " +
+              ", ".join(f"{name} {statistics.median(v):.3f}" for name, v in stages.items()))
     return statistics.median(via), statistics.median(core)
 
 
@@ -98,7 +136,12 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--comfy", action="store_true", help="also time the ComfyUI path (starts a server)")
     p.add_argument("--guidance-scale", type=float, default=1.0)
+    p.add_argument("--comfy-only", action="store_true", help="only the ComfyUI-vs-direct comparison")
     args = p.parse_args()
+    if args.comfy_only:
+        via, core = comfy_vs_direct(args.model, args.steps, args.repeats)
+        print(f"ComfyUI path {via:.2f} s vs direct core call {core:.2f} s for the same job: ratio {via / core:.3f}")
+        return
     model = load_model(args.model)
     c = model.config
     pairs = SyntheticWorld("test", height=256, width=176, prior="natural").pairs(list(range(4)))

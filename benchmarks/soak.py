@@ -1,13 +1,16 @@
 """Soak test: many pose-transfer prompts through one ComfyUI server, some cancelled mid-sampling.
 
-    python benchmarks/soak.py [--prompts 100] [--interrupt-every 7] [--steps 8]
+    python benchmarks/soak.py [--prompts 300] [--interrupt-every 7] [--steps 8] [--plot outputs/soak_rss.png]
 
 Prints how many prompts succeeded, were interrupted (on purpose) and failed (should be 0), and the server's
-resident memory after the first prompt and at the end (growth = a leak suspect).
+resident memory (RSS) after every ``--every`` prompts: a leak keeps climbing, a plateau flattens out. The
+verdict compares the last RSS with the RSS after ``--warmup`` prompts (goal: within +10 %) and fits a slope
+over the second half of the run (MiB per 100 prompts; about 0 for a plateau). ``--plot`` draws the curve.
 """
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import threading
 from pathlib import Path
@@ -15,6 +18,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 from harness.comfy_server import ComfyServer  # noqa: E402
+
+log = logging.getLogger("soak")
 
 
 def prompt(i: int, steps: int, model: str) -> dict:
@@ -32,16 +37,47 @@ def prompt(i: int, steps: int, model: str) -> dict:
             "6": {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": "soak"}}}
 
 
+def slope_per_100(xs: list[int], ys: list[float]) -> float:
+    """Least-squares slope of ys over xs, scaled to 100 prompts."""
+    n = len(xs)
+    mx, my = sum(xs) / n, sum(ys) / n
+    var = sum((x - mx) ** 2 for x in xs)
+    return 100 * sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / var if var else 0.0
+
+
+def plot(path: Path, xs: list[int], ys: list[float], warmup: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
+    ax.plot(xs, ys, lw=1.2)
+    ax.axvline(warmup, color="grey", ls="--", lw=0.8)
+    ref = ys[min(warmup, len(ys)) - 1]
+    ax.axhline(ref * 1.10, color="red", ls=":", lw=0.8, label="+10 % over the RSS after the warm-up")
+    ax.set_xlabel("prompts")
+    ax.set_ylabel("server RSS (MiB)")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+
+
 def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--prompts", type=int, default=100)
+    p.add_argument("--prompts", type=int, default=300)
     p.add_argument("--interrupt-every", type=int, default=7)
     p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--warmup", type=int, default=20, help="prompts before the reference RSS is taken")
+    p.add_argument("--every", type=int, default=20, help="print the RSS every N prompts")
     p.add_argument("--model", default="reposedm_demo (shipped)")
+    p.add_argument("--plot", type=Path, default=None, help="write the RSS curve to this PNG")
     args = p.parse_args()
     counts = {"success": 0, "interrupted": 0, "error": 0, "timeout": 0}
+    rss: list[float] = []
     with ComfyServer() as comfy:
-        first_rss = None
         for i in range(args.prompts):
             cancel = args.interrupt_every and i % args.interrupt_every == args.interrupt_every - 1
             fired = []
@@ -54,16 +90,24 @@ def main() -> None:
             result = comfy.run(prompt(i, args.steps, args.model), timeout=300, on_message=on_message)
             counts[result.status] += 1
             if result.status == "error" or (result.status == "interrupted" and not cancel):
-                print(f"prompt {i}: {result.status}: {result.error()}", flush=True)
-            if first_rss is None:
-                first_rss = comfy.rss_bytes()
-        last_rss = comfy.rss_bytes()
+                log.warning("prompt %d: %s: %s", i, result.status, result.error())
+            rss.append(comfy.rss_bytes() / 2**20)
+            if (i + 1) % args.every == 0 or i == 0:
+                log.info("after %4d prompts: RSS %6.0f MiB", i + 1, rss[-1])
     expected = sum(1 for i in range(args.prompts)
                    if args.interrupt_every and i % args.interrupt_every == args.interrupt_every - 1)
-    print(f"{args.prompts} prompts: {counts['success']} succeeded, {counts['interrupted']} interrupted "
-          f"({expected} cancelled on purpose), {counts['error']} failed, {counts['timeout']} timed out")
-    print(f"server memory: {first_rss / 2**20:.0f} MiB after the first prompt, {last_rss / 2**20:.0f} MiB at the "
-          f"end (growth {(last_rss - first_rss) / 2**20:+.0f} MiB)")
+    log.info("%d prompts: %d succeeded, %d interrupted (%d cancelled on purpose), %d failed, %d timed out",
+             args.prompts, counts["success"], counts["interrupted"], expected, counts["error"], counts["timeout"])
+    xs = list(range(1, len(rss) + 1))
+    ref = rss[min(args.warmup, len(rss)) - 1]
+    half = len(rss) // 2
+    log.info("server RSS: %.0f MiB after the first prompt, %.0f MiB after %d, %.0f MiB at the end, peak %.0f MiB; "
+             "growth after the warm-up %+.1f %%; slope over the second half %+.1f MiB per 100 prompts",
+             rss[0], ref, min(args.warmup, len(rss)), rss[-1], max(rss), 100 * (rss[-1] / ref - 1),
+             slope_per_100(xs[half:], rss[half:]))
+    if args.plot:
+        plot(args.plot, xs, rss, args.warmup)
+        log.info("RSS curve: %s", args.plot)
     sys.exit(0 if counts["error"] == counts["timeout"] == 0 else 1)
 
 

@@ -1,6 +1,11 @@
 """Type adapters shared by the node families: ComfyUI IMAGE/MASK <-> core tensors, custom io types."""
 from __future__ import annotations
 
+import dataclasses
+import json
+from functools import lru_cache
+from pathlib import Path
+
 import torch
 from comfy_api.latest import io
 
@@ -8,6 +13,27 @@ from comfy_api.latest import io
 PoseKeypoint = io.Custom("POSE_KEYPOINT")
 
 CATEGORY = "RePose"
+# Every node's display name ends with this (ids never change; names may).
+NAME_SUFFIX = " (RePose)"
+_ALIASES = Path(__file__).resolve().parents[1] / "web" / "search_aliases.json"
+
+
+@lru_cache(maxsize=1)
+def search_aliases() -> dict[str, list[str]]:
+    """Node id -> extra search words, from ``web/search_aliases.json`` (shared with the front-end script)."""
+    return {k: v for k, v in json.loads(_ALIASES.read_text(encoding="utf-8")).items() if not k.startswith("_")}
+
+
+def schema(**kwargs) -> io.Schema:
+    """``io.Schema`` with the node's search aliases attached (display names end with NAME_SUFFIX, see tests).
+
+    ComfyUI versions whose Schema has ``search_aliases`` get them natively; older ones (0.3.75) get them
+    through ``web/reposedm.js``, which reads the same file.
+    """
+    aliases = search_aliases().get(kwargs["node_id"])
+    if aliases and "search_aliases" in {f.name for f in dataclasses.fields(io.Schema)}:
+        kwargs.setdefault("search_aliases", list(aliases))
+    return io.Schema(**kwargs)
 
 
 def image_to_core(image: torch.Tensor) -> torch.Tensor:

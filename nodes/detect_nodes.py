@@ -8,7 +8,7 @@ import torch
 from comfy_api.latest import io, ui
 
 from ..reposedm_core.pose import PoseFrame, render_skeleton, to_pose_keypoint
-from ._common import CATEGORY, PoseKeypoint, image_from_core, image_to_core
+from ._common import CATEGORY, PoseKeypoint, image_from_core, image_to_core, schema
 
 log = logging.getLogger("reposedm")
 _CACHE: dict[str, object] = {}
@@ -29,9 +29,9 @@ def blazepose_on(device: torch.device):
 class DetectPose(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
+        return schema(
             node_id="RePoseDetectPose",
-            display_name="Detect Pose (BlazePose, RePose)",
+            display_name="Detect Pose with BlazePose (RePose)",
             category=f"{CATEGORY}/pose",
             description="Finds people in photos and reads their OpenPose-18 body pose and a person mask with "
                         "MediaPipe BlazePose (Apache-2.0), converted to PyTorch and shipped with the pack: works "

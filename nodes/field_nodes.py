@@ -5,10 +5,10 @@ import logging
 from functools import lru_cache
 
 import torch
-from comfy_api.latest import io
+from comfy_api.latest import io, ui
 
-from ..reposedm_core.pose import JOINT_INDEX, load_pose_keypoint, render_skeleton, to_pose_keypoint
-from ._common import CATEGORY, PoseKeypoint, image_from_core
+from ..reposedm_core.pose import JOINT_INDEX, load_pose_keypoint, to_pose_keypoint
+from ._common import CATEGORY, PoseKeypoint, image_from_core, schema
 
 log = logging.getLogger("reposedm")
 _HANDS = (("hands_left", JOINT_INDEX["l_wrist"]), ("hands_right", JOINT_INDEX["r_wrist"]))
@@ -30,73 +30,57 @@ def _people(frames):
                 yield f, p, kp
 
 
-def _heat_colours(magnitude: torch.Tensor) -> torch.Tensor:
-    """Per-joint gradient magnitude ``[18]`` -> colours ``[18, 3]`` from green (fine) through yellow to red."""
-    t = (magnitude / magnitude.max().clamp_min(1e-9)).clamp(0, 1)
-    return torch.stack([torch.clamp(2 * t, max=1.0), torch.clamp(2 - 2 * t, max=1.0), torch.zeros_like(t)], -1)
-
-
-def _render_heat(frame, grads: dict[int, torch.Tensor]) -> torch.Tensor:
-    """The frame's skeletons in grey with joints coloured by |d distance / d joint| (red = the culprit)."""
-    h, w = frame.height, frame.width
-    canvas = torch.zeros(3, h, w)
-    if frame.num_people:
-        canvas = render_skeleton(frame.keypoints[None], h, w)[0] * 0.35
-    ys, xs = torch.arange(h).view(h, 1), torch.arange(w).view(1, w)
-    radius = max(2.0, min(h, w) / 64)
-    for p, g in grads.items():
-        kp, colours = frame.keypoints[p], _heat_colours(g.norm(dim=-1))
-        scale = (radius * (1 + 1.5 * g.norm(dim=-1) / g.norm(dim=-1).max().clamp_min(1e-9)))
-        for j in range(18):
-            if kp[j, 2] > 0:
-                disc = ((xs - kp[j, 0]) ** 2 + (ys - kp[j, 1]) ** 2) <= scale[j] ** 2
-                canvas[:, disc] = colours[j, :, None]
-    return canvas
-
-
 class PoseFieldScore(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
+        return schema(
             node_id="RePosePoseFieldScore",
             display_name="Pose Field Score (RePose)",
             category=f"{CATEGORY}/pose",
-            description="Distance of each pose from the manifold of valid human poses (0 = plausible), and an "
-                        "image with each joint coloured by how much it is to blame (red = the broken limb).",
+            description="Distance of each pose from the manifold of valid human poses (0 = plausible), shown on the "
+                        "node, and an image with each joint coloured by its blame on one scale from the field's "
+                        "calibration: green = as plausible as real poses, red = broken (legend on the image).",
             is_output_node=True,  # shows the scores on the node
             inputs=[PoseKeypoint.Input("pose_keypoint", tooltip="The poses to score; every person of every frame.")],
             outputs=[
                 io.Float.Output(display_name="scores", is_output_list=True,
                                 tooltip="One distance per person (frame by frame), in torso lengths."),
                 io.Float.Output(display_name="worst", tooltip="The largest distance over all people."),
-                io.Image.Output(display_name="blame_image", tooltip="Joints coloured by their share of the blame."),
+                io.Image.Output(display_name="blame_image",
+                                tooltip="Joints coloured by their blame on the field's absolute scale (legend below)."),
             ],
         )
 
     @classmethod
     def execute(cls, pose_keypoint) -> io.NodeOutput:
+        from ..reposedm_core.field.blame import BlameScale, joint_blame, render_blame
+
         frames = load_pose_keypoint(pose_keypoint, require_person=False)
         field = _field()
+        scale = BlameScale.from_calibration(field.calibration)
         people = list(_people(frames))
         scores, per_frame = [], [dict() for _ in frames]
         if people:
             kp = torch.stack([k for _, _, k in people])
             dist, grad = field.distance_and_gradient(kp)
-            for (f, p, _), d, g in zip(people, dist.tolist(), grad):
+            for (f, p, _), d, b in zip(people, dist.tolist(), joint_blame(dist, grad)):
                 scores.append(float(d))
-                per_frame[f][p] = g
-        images = [_render_heat(frame, grads) for frame, grads in zip(frames, per_frame)]
+                per_frame[f][p] = b
+        images = [render_blame(frame.keypoints, blame, frame.height, frame.width, scale)
+                  for frame, blame in zip(frames, per_frame)]
         if len({im.shape for im in images}) > 1:
             raise ValueError("the frames have different canvases; score them separately or render them at one size")
-        text = [f"frame {f} person {p}: {d:.3f}" for (f, p, _), d in zip(people, scores)]
+        lines = [f"frame {f} person {p}: {d:.3f} {scale.verdict(d)}" for (f, p, _), d in zip(people, scores)]
+        lines = lines or ["no person with 2 or more joints"]
+        lines.append(f"scale: plausible <= {scale.ok:.3f}, broken >= {scale.broken:.3f} (torso lengths)")
         return io.NodeOutput(scores or [0.0], max(scores, default=0.0), image_from_core(torch.stack(images)),
-                             ui={"text": ["\n".join(text) or "no person with 2 or more joints"]})
+                             ui=ui.PreviewText("\n".join(lines)))
 
 
 class PoseFieldRepair(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
+        return schema(
             node_id="RePosePoseFieldRepair",
             display_name="Pose Field Repair (RePose)",
             category=f"{CATEGORY}/pose",
@@ -151,7 +135,7 @@ class CorruptPose(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         from ..reposedm_core.field.corrupt import CORRUPTIONS_2D, STRENGTHS
 
-        return io.Schema(
+        return schema(
             node_id="RePoseCorruptPose",
             display_name="Corrupt Pose (RePose)",
             category=f"{CATEGORY}/pose",

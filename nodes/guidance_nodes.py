@@ -7,7 +7,7 @@ import os
 import torch
 from comfy_api.latest import io
 
-from ._common import CATEGORY, PoseKeypoint
+from ._common import CATEGORY, PoseKeypoint, schema
 from .transfer_nodes import ReposeGuidance
 
 log = logging.getLogger("reposedm")
@@ -66,22 +66,23 @@ def load_guidance_networks(estimator_name: str, device: torch.device):
 class PoseFieldGuidance(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
+        return schema(
             node_id="PoseFieldGuidance",
-            display_name="Pose Field Guidance (RePoseDM)",
+            display_name="Pose Field Guidance (RePose)",
             category=f"{CATEGORY}/guidance",
             description="Steers sampling toward a plausible human pose that matches the target: at every step the "
                         "pose of the clean-image estimate is read by a keypoint estimator and nudged down the "
                         "gradient of the pose field (distance from valid poses) plus the distance to the target. "
-                        "Feed 'guidance' to RePoseDM Sampler, or connect a MODEL, its VAE and a target pose to get "
-                        "a patched MODEL for KSampler / SamplerCustom on any model (e.g. SD + ControlNet-OpenPose).",
+                        "Feed 'guidance' to Pose Transfer Sampler (RePose), or connect a MODEL, its VAE and a "
+                        "target pose to get a patched MODEL for KSampler / SamplerCustom on any model (e.g. SD + "
+                        "ControlNet-OpenPose).",
             inputs=[
                 io.Combo.Input("estimator", options=[AUTO, BLAZEPOSE, SHIPPED] + sorted(_openpose_files()),
                                default=AUTO,
                                tooltip="Differentiable keypoint reader of the clean-image estimate. auto: BlazePose "
                                        "when this node patches a MODEL (SD images are photos: BlazePose reads "
                                        "real photos at PCK@0.1 0.95 against MediaPipe, the small network at "
-                                       "0.00), the pack's small network for RePoseDM Sampler with the demo model "
+                                       "0.00), the pack's small network for Pose Transfer Sampler with the demo model "
                                        "(synthetic people: PCK@0.1 0.73 vs 0.56 for BlazePose at 96x64). Or an "
                                        "OpenPose body network you already have (body_pose_model.pth)."),
                 io.Float.Input("scale", default=1.0, min=0.0, max=10.0, step=0.05,

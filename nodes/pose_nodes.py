@@ -11,7 +11,7 @@ import torch
 from comfy_api.latest import io, ui
 
 from ..reposedm_core.pose import frames_from_tensor, load_pose_keypoint, render_skeleton, to_pose_keypoint
-from ._common import CATEGORY, PoseKeypoint, image_from_core, mask_from_core
+from ._common import CATEGORY, PoseKeypoint, image_from_core, mask_from_core, schema
 
 _TEXT_CHOICE = "(use json_text)"
 _UNITS = ["auto", "pixels", "normalized"]
@@ -44,7 +44,7 @@ def _resolve_input_file(name: str) -> str:
 class LoadPoseJSON(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
+        return schema(
             node_id="RePoseLoadPoseJSON",
             display_name="Load Pose JSON (RePose)",
             category=f"{CATEGORY}/pose",
@@ -92,7 +92,7 @@ class LoadPoseJSON(io.ComfyNode):
 class SavePoseJSON(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
+        return schema(
             node_id="RePoseSavePoseJSON",
             display_name="Save Pose JSON (RePose)",
             category=f"{CATEGORY}/pose",
@@ -129,7 +129,7 @@ class SavePoseJSON(io.ComfyNode):
 class RenderPose(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
+        return schema(
             node_id="RePoseRenderPose",
             display_name="Render Pose (RePose)",
             category=f"{CATEGORY}/pose",
@@ -169,7 +169,7 @@ class RenderPose(io.ComfyNode):
 class SyntheticPerson(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
+        return schema(
             node_id="RePoseSyntheticPerson",
             display_name="Synthetic Person (RePose)",
             category=f"{CATEGORY}/data",

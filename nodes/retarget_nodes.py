@@ -8,7 +8,7 @@ import torch
 from comfy_api.latest import io, ui
 
 from ..reposedm_core.pose import PoseFrame, load_pose_keypoint, render_skeleton, to_pose_keypoint
-from ._common import CATEGORY, PoseKeypoint, image_from_core
+from ._common import CATEGORY, PoseKeypoint, image_from_core, schema
 
 log = logging.getLogger("reposedm")
 
@@ -34,7 +34,7 @@ def _preview(before: torch.Tensor, after: torch.Tensor, width: int, height: int)
 class PoseRetarget(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
+        return schema(
             node_id="RePosePoseRetarget",
             display_name="Pose Retarget (RePose)",
             category=f"{CATEGORY}/pose",
@@ -84,7 +84,7 @@ class PoseRetarget(io.ComfyNode):
 class PoseSequenceClean(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
+        return schema(
             node_id="RePosePoseSequenceClean",
             display_name="Pose Sequence Clean (RePose)",
             category=f"{CATEGORY}/pose",

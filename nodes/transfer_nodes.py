@@ -10,7 +10,7 @@ from comfy_api.latest import io
 from ..reposedm_core.models.frame import Letterbox
 from ..reposedm_core.pose import load_pose_keypoint, render_skeleton
 from ..reposedm_core.sampling import SCHEDULERS
-from ._common import CATEGORY, PoseKeypoint, image_from_core, image_to_core
+from ._common import CATEGORY, PoseKeypoint, image_from_core, image_to_core, schema
 
 log = logging.getLogger("reposedm")
 ReposeModel = io.Custom("REPOSE_MODEL")
@@ -45,9 +45,9 @@ class LoadRePoseModel(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         import folder_paths
 
-        return io.Schema(
+        return schema(
             node_id="LoadRePoseModel",
-            display_name="Load RePoseDM Model",
+            display_name="Load Model (RePose)",
             category=f"{CATEGORY}/transfer",
             description="Loads a RePoseDM pose-transfer model (.safetensors) from models/reposedm, or the small "
                         "demo model shipped with the pack (trained on synthetic people).",
@@ -104,14 +104,14 @@ def _broadcast(name_counts: dict[str, int]) -> int:
 class RecurrentPoseAlign(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
+        return schema(
             node_id="RecurrentPoseAlign",
-            display_name="Recurrent Pose Align (RePoseDM)",
+            display_name="Recurrent Pose Align (RePose)",
             category=f"{CATEGORY}/transfer",
             description="Moves the source person's texture into the target pose (analytic limb warp refined by a "
                         "recurrent network). Any image size: it is letterboxed into the model frame and back.",
             inputs=[
-                ReposeModel.Input("model", tooltip="From Load RePoseDM Model."),
+                ReposeModel.Input("model", tooltip="From Load Model (RePose)."),
                 io.Image.Input("source_image", tooltip="The person to re-render (1 image, or one per target pose)."),
                 PoseKeypoint.Input("source_pose", tooltip="The source person's pose (POSE_KEYPOINT, e.g. from "
                                                            "DWPose/OpenPose on the source image)."),
@@ -147,9 +147,9 @@ class RecurrentPoseAlign(io.ComfyNode):
 class RePoseSampler(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
+        return schema(
             node_id="RePoseSampler",
-            display_name="RePoseDM Sampler",
+            display_name="Pose Transfer Sampler (RePose)",
             category=f"{CATEGORY}/transfer",
             description="Renders the aligned person in the target pose with the diffusion model.",
             inputs=[
@@ -184,7 +184,10 @@ class RePoseSampler(io.ComfyNode):
             from PIL import Image
 
             x0 = ((info["denoised"][0].clamp(-1, 1) + 1) * 127.5).byte().permute(1, 2, 0).cpu().numpy()
-            pbar.update_absolute(info["i"] + 1, steps, ("JPEG", Image.fromarray(x0), 512))
+            preview = Image.fromarray(x0)
+            # max_size = the preview's own size: ComfyUI's server enlarges a smaller preview to max_size
+            # (ImageOps.contain) before encoding it, which at 512 cost more per step than the step itself.
+            pbar.update_absolute(info["i"] + 1, steps, ("JPEG", preview, max(preview.size)))
 
         images = model.sample(alignment, steps=steps, cfg=cfg, seed=seed, scheduler=scheduler, callback=callback,
                               interrupt=mm.throw_exception_if_processing_interrupted, guidance=guidance,

@@ -1,11 +1,17 @@
-"""Build the bundled UI-format workflows in workflows/ from their API-format definitions below.
+"""Build the bundled UI-format workflows in workflows/ and their template thumbnails, from real runs.
 
 The UI format (LiteGraph) is produced by the real ComfyUI front end: a ComfyUI server with this pack is
-started, each API prompt is loaded in headless Chromium with ``app.loadApiJson``, a note is added, the
-graph is laid out and ``app.graph.serialize()`` is written to ``workflows/<name>.json``.
+started, each API prompt below is loaded in headless Chromium with ``app.loadApiJson``, a note is added and
+the graph is **run in the page** (stand-in SD weights and a real photo, see tests/harness/page_runs.py).
+Then it is laid out with the sizes its nodes have once their previews have arrived (so a finished run has no
+node covering another), opened at 100 % zoom, and written to ``workflows/<name>.json``; the run's images make
+``workflows/<name>.jpg``, the thumbnail ComfyUI's template browser asks for next to each custom-node template.
 
-    .venv/bin/python scripts/build_workflows.py            # all
-    .venv/bin/python scripts/build_workflows.py pose_basics
+    .venv/bin/python scripts/build_workflows.py                 # every workflow defined below
+    .venv/bin/python scripts/build_workflows.py pose_basics     # one
+    .venv/bin/python scripts/build_workflows.py --from-files    # every workflows/*.json as it is (also ones not
+                                                                # defined here): run, re-lay out, thumbnail
+    .venv/bin/python scripts/build_workflows.py --from-files photo_pose_transfer_sd15
 """
 from __future__ import annotations
 
@@ -19,6 +25,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 from harness.comfy_server import ComfyServer  # noqa: E402
+from harness.page_runs import (CHROMIUM, CHROMIUM_ARGS, JS_LAYOUT, open_page, prepare_home, reload_page,  # noqa: E402
+                               run_in_page)
 
 log = logging.getLogger("build_workflows")
 
@@ -279,76 +287,129 @@ def _photo_pose_transfer_sd15() -> tuple[str, dict]:
 
 WORKFLOWS["photo_pose_transfer_sd15"] = _photo_pose_transfer_sd15()
 
-_JS_BUILD = """async ([prompt, name, note]) => {
+# Template titles: ComfyUI's template browser (front end 1.32) shows a custom-node template's file name as its
+# title and description, so each workflow is written to workflows/<title>.json (+ <title>.jpg). A workflow
+# without an entry here gets its name in words ("photo_pose_transfer" -> "Photo pose transfer").
+TITLES = {
+    "pose_basics": "Pose basics (render, save, load OpenPose JSON)",
+    "pose_repair": "Pose repair with the pose field",
+    "pose_from_photo": "Pose from a photo (BlazePose)",
+    "pose_retarget": "Pose retargeting onto a photo person",
+    "pose_transfer_demo": "Pose transfer with the demo model",
+    "pose_transfer_guided": "Pose transfer with pose field guidance",
+    "sd_controlnet_pose_guidance": "SD1.5 ControlNet OpenPose with pose field guidance",
+    "photo_pose_transfer_sd15": "Photo pose transfer with SD1.5",
+}
+_NOT_IN_FILE_NAMES = set('<>:"/\\|?*')
+
+
+def title(name: str) -> str:
+    """The file stem (= the template browser's title) of workflow ``name``."""
+    text = TITLES.get(name) or name.replace("_", " ").strip().capitalize()
+    bad = sorted(set(text) & _NOT_IN_FILE_NAMES)
+    if bad:
+        raise ValueError(f"title {text!r} of {name} has characters {bad} that file names cannot carry everywhere")
+    return text
+
+
+_JS_LOAD_API = """async ([prompt, name]) => {
   app.graph.clear();
   await app.loadApiJson(prompt, name);
   for (const n of app.graph._nodes)
     for (const w of (n.widgets || []))
       if (w.name === 'control_after_generate') w.value = 'fixed';
-  // Layered layout: a node's column is the length of the longest path from a source to it.
-  const nodes = app.graph._nodes;
-  const depth = new Map();
-  const col = (n) => {
-    if (depth.has(n.id)) return depth.get(n.id);
-    let d = 0;
-    for (const input of (n.inputs || [])) {
-      if (input.link == null) continue;
-      const link = app.graph.links[input.link];
-      if (link) d = Math.max(d, col(app.graph.getNodeById(link.origin_id)) + 1);
-    }
-    depth.set(n.id, d);
-    return d;
-  };
-  const columns = [];
-  for (const n of [...nodes].sort((a, b) => a.id - b.id)) (columns[col(n)] ||= []).push(n);
-  let x = 40;
-  for (const c of columns) {
-    let y = 240;
-    const w = Math.max(...c.map(n => n.size[0]));
-    for (const n of c) { n.pos = [x, y]; y += n.size[1] + 80; }
-    x += w + 60;
-  }
-  const noteNode = LiteGraph.createNode('Note');
-  noteNode.widgets[0].value = note;
-  noteNode.pos = [40, 20];
-  noteNode.size = [Math.max(520, x - 100), 160];
-  app.graph.add(noteNode);
-  app.canvas.ds.offset = [70, 130];
-  app.canvas.ds.scale = Math.min(1, 1500 / x);
+}"""
+
+_JS_LOAD_UI = """async (graph) => { app.graph.clear(); await app.loadGraphData(graph); }"""
+
+# The note (the workflow's explanation) across the top; the graph below it, laid out by JS_LAYOUT.
+_JS_NOTE = """(note) => {
+  let noteNode = app.graph._nodes.find(n => n.type === 'Note');
+  if (!noteNode) { noteNode = LiteGraph.createNode('Note'); app.graph.add(noteNode); }
+  if (note !== null) noteNode.widgets[0].value = note;
+  noteNode.pos = [40, 40];
+  return noteNode.id;
+}"""
+
+_JS_FINISH = """([noteId, width]) => {
+  const noteNode = app.graph.getNodeById(noteId);
+  noteNode.size = [Math.max(520, Math.min(width - 100, 1400)), 150];
+  app.canvas.ds.offset = [20, 90];  // below the page's floating tool bars
+  app.canvas.ds.scale = 1;   // opened at 100 %: every title and widget readable
   app.canvas.setDirty(true, true);
   return JSON.stringify(app.graph.serialize());  // undefined fields stay absent (not null)
 }"""
 
+NOTE_HEIGHT = 150 + 40 + 40
 
-def build(names: list[str]) -> None:
+
+def lay_out(page, note: str | None) -> str:
+    """Note on top, nodes in columns with their current sizes; the serialized graph (JSON text)."""
+    note_id = page.evaluate(_JS_NOTE, note)
+    width, _ = page.evaluate(JS_LAYOUT, NOTE_HEIGHT)
+    return page.evaluate(_JS_FINISH, [note_id, width])
+
+
+def thumbnail(comfy, page, entry: dict, path: Path, cells: int = 6) -> Path:
+    """A grid of the run's images (the first of each output node, left to right as in the graph) as a small JPEG."""
+    import io
+
+    from PIL import Image, ImageOps
+
+    x_of = {str(i): x for i, _t, x, *_ in page.evaluate("() => app.graph._nodes.map(n => [n.id, n.type, n.pos[0]])")}
+    outputs = sorted(((x_of.get(k, 0), int(k), out) for k, out in entry["outputs"].items() if out.get("images")),
+                     key=lambda t: t[:2])
+    images = [Image.open(io.BytesIO(comfy.view(out["images"][0]))).convert("RGB") for *_, out in outputs][:cells]
+    if not images:
+        raise RuntimeError(f"the run gave no image to make {path.name} from")
+    cols = min(3, len(images))
+    rows = -(-len(images) // cols)
+    cell_w, cell_h = 176, 224
+    sheet = Image.new("RGB", (cols * cell_w, rows * cell_h), (24, 24, 28))
+    for i, im in enumerate(images):
+        im = ImageOps.contain(im, (cell_w - 8, cell_h - 8), Image.LANCZOS)   # small runs' images are enlarged
+        x, y = (i % cols) * cell_w, (i // cols) * cell_h
+        sheet.paste(im, (x + (cell_w - im.width) // 2, y + (cell_h - im.height) // 2))
+    sheet.save(path, "JPEG", quality=78, optimize=True)
+    return path
+
+
+def build(names: list[str], from_files: bool = False) -> None:
+    """Load each workflow (from the definitions above, or from its file), run it, lay it out, write JSON + JPEG."""
     from playwright.sync_api import sync_playwright
 
-    import requests
-
-    from harness.tiny_sd import write_tiny_sd
-
+    out_dir = REPO / "workflows"
+    shots = REPO / "outputs" / "workflows"
+    shots.mkdir(parents=True, exist_ok=True)
     home = Path(tempfile.mkdtemp(prefix="reposedm-build-"))
-    if any(n.startswith("sd_") or "_sd" in n for n in names):  # combos only list files that exist: stand-ins with the real names
-        write_tiny_sd(home / "models")
+    prepare_home(home)  # combos only list files that exist: stand-ins with the real names, and the photo
     with ComfyServer(home=home) as comfy, sync_playwright() as pw:
-        requests.post(comfy.base + "/settings/Comfy.TutorialCompleted", data="true", timeout=10)
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
-        page = browser.new_page(viewport={"width": 1600, "height": 1000})
-        page.goto(comfy.base + "/")
-        page.wait_for_function("() => window.app && window.app.graph && window.LiteGraph && "
-                               "window.LiteGraph.registered_node_types['RePoseSyntheticPerson']", timeout=90_000)
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = open_page(browser.new_context(viewport={"width": 1600, "height": 1000}), comfy.base)
         for name in names:
-            note, prompt = WORKFLOWS[name]
-            graph = json.loads(page.evaluate(_JS_BUILD, [prompt, name, note]))
-            out = REPO / "workflows" / f"{name}.json"
-            out.write_text(json.dumps(graph, indent=2) + "\n")
+            reload_page(page)
+            if from_files:
+                stem = name
+                page.evaluate(_JS_LOAD_UI, json.loads((out_dir / f"{stem}.json").read_text()))
+                note = None
+            else:
+                stem = title(name)
+                note, prompt = WORKFLOWS[name]
+                page.evaluate(_JS_LOAD_API, [prompt, stem])
+            lay_out(page, note)
+            entry = run_in_page(page, comfy, stem)
+            if entry["status"].get("status_str") != "success":
+                raise RuntimeError(f"{name} failed in the page: {json.dumps(entry['status'])[:2000]}")
+            graph = json.loads(lay_out(page, note))   # again, with the sizes the previews gave the nodes
+            (out_dir / f"{stem}.json").write_text(json.dumps(graph, indent=2) + "\n")
+            for old in (out_dir / f"{name}.json", out_dir / f"{name}.jpg"):   # the file's name before its title
+                if stem != name and old.exists():
+                    old.unlink()
+            thumb = thumbnail(comfy, page, entry, out_dir / f"{stem}.jpg")
             page.wait_for_timeout(300)
-            shots = REPO / "outputs" / "workflows"
-            shots.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(shots / f"{name}.png"))
-            log.info("wrote %s (%d nodes)", out.relative_to(REPO), len(graph["nodes"]))
+            page.screenshot(path=str(shots / f"{stem}.png"))
+            log.info("wrote workflows/%s.json (%d nodes) and %s (%.0f KB)", stem, len(graph["nodes"]), thumb.name,
+                     thumb.stat().st_size / 1024)
         browser.close()
 
 
@@ -356,11 +417,14 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("names", nargs="*", help=f"workflows to build (default: all of {sorted(WORKFLOWS)})")
+    parser.add_argument("--from-files", action="store_true",
+                        help="start from workflows/<name>.json instead of the definitions here (default: every file)")
     args = parser.parse_args()
-    unknown = sorted(set(args.names) - set(WORKFLOWS))
+    known = sorted(p.stem for p in (REPO / "workflows").glob("*.json")) if args.from_files else sorted(WORKFLOWS)
+    unknown = sorted(set(args.names) - set(known))
     if unknown:
-        parser.error(f"unknown workflow(s) {unknown}; choose from {sorted(WORKFLOWS)}")
-    build(args.names or list(WORKFLOWS))
+        parser.error(f"unknown workflow(s) {unknown}; choose from {known}")
+    build(args.names or known, from_files=args.from_files)
 
 
 if __name__ == "__main__":

@@ -12,10 +12,12 @@ from typing import Any
 
 import torch
 
+from ..errors import RePoseError
+
 FORMAT = "reposedm-checkpoint/1"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(RePoseError, ValueError):
     """A checkpoint file that cannot be used: the message says what is wrong and what was expected."""
 
 

@@ -1,17 +1,20 @@
-"""The ComfyUI web page in headless Chromium: our nodes are registered and searchable, and every bundled
-workflow loads from the template route with no missing nodes and runs from the UI to an image."""
+"""The ComfyUI web page in headless Chromium: our nodes are registered and searchable (also by their search
+aliases), the template browser shows a thumbnail for every bundled workflow, and every bundled workflow loads
+from the template route with no missing nodes, runs from the UI to an image, and leaves no node covering
+another once its previews have arrived; Pose Field Score shows its scores on the node."""
 from __future__ import annotations
 
 import json
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
 from harness.comfy_server import PACK_NAME, REPO
+from harness.page_runs import (CHROMIUM_ARGS, JS_RECTS, open_page, overlapping, prepare_home, reload_page,
+                               run_in_page)
 
 CHROMIUM = os.environ.get("REPOSE_CHROMIUM", "/usr/bin/chromium")
 WORKFLOWS = sorted((REPO / "workflows").glob("*.json"))
@@ -20,16 +23,11 @@ OUR_NODES = ("RePoseLoadPoseJSON", "RePoseSavePoseJSON", "RePoseRenderPose", "Re
              "RePosePoseFieldScore", "RePosePoseFieldRepair", "LoadRePoseModel", "RecurrentPoseAlign", "RePoseSampler",
              "PoseFieldGuidance", "RePoseDetectPose", "RePosePoseRetarget", "RePosePoseSequenceClean",
              "RePosePersonLayerWarp")
-# Workflows made for real SD weights run here on tiny random stand-ins (tests/harness/tiny_sd.py) at a size
-# the CPU does in seconds: widget values set in the page before queueing, as a user would.
-SMALL_RUN = {"sd_controlnet_pose_guidance": {"EmptyLatentImage": {"width": 64, "height": 64},
-                                             "RePoseSyntheticPerson": {"width": 64, "height": 64},
-                                             "KSampler": {"steps": 4}},
-             # a real photo (scikit-image's astronaut, public domain) instead of ComfyUI's drawn example.png
-             "pose_from_photo": {"LoadImage": {"image": "astronaut.png"}},
-             "pose_retarget": {"LoadImage": {"image": "astronaut.png"}},
-             "photo_pose_transfer_sd15": {"LoadImage": {"image": "astronaut.png"},
-                                          "ImageScale": {"width": 128, "height": 128}, "KSampler": {"steps": 2}}}
+# What a user types in the node search -> display names that must be listed (aliases: web/search_aliases.json).
+SEARCHES = {"Synthetic Person": ["Synthetic Person (RePose)"],
+            "pose transfer": ["Pose Transfer Sampler (RePose)", "Recurrent Pose Align (RePose)",
+                              "Load Model (RePose)"],
+            "openpose": ["Render Pose (RePose)", "Detect Pose with BlazePose (RePose)"]}
 
 
 @pytest.fixture(scope="module")
@@ -38,31 +36,16 @@ def page(comfy):
         pytest.skip(f"no Chromium at {CHROMIUM} (scripts/setup_env.sh test installs Debian's chromium)")
     from playwright.sync_api import sync_playwright
 
-    import requests
-
-    from harness.tiny_sd import write_tiny_sd
-
-    write_tiny_sd(comfy.home / "models")  # before the page reads the model lists
-    from PIL import Image
-
-    from harness.photos import photos
-
-    (comfy.home / "input").mkdir(parents=True, exist_ok=True)
-    Image.fromarray(photos()["astronaut"]).save(comfy.home / "input" / "astronaut.png")
-    requests.post(comfy.base + "/settings/Comfy.TutorialCompleted", data="true", timeout=10)
+    prepare_home(comfy.home)  # stand-in SD files and the photo, before the page reads the model lists
     user_dir = tempfile.mkdtemp(prefix="reposedm-chromium-")
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
         ctx = pw.chromium.launch_persistent_context(
             user_dir, executable_path=CHROMIUM, headless=True, viewport={"width": 1400, "height": 900},
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"])
-        pg = ctx.pages[0] if ctx.pages else ctx.new_page()
-        pg.errors = []
-        pg.on("pageerror", lambda e: pg.errors.append(str(e)))
-        pg.goto(comfy.base + "/")
-        pg.wait_for_function("() => window.app && window.app.graph && window.LiteGraph && "
-                             "window.LiteGraph.registered_node_types['SaveImage']", timeout=90_000)
+            args=CHROMIUM_ARGS)
+        pg = open_page(ctx, comfy.base)
+        pg.responses = []   # (url, status) of everything the page fetched: thumbnails, 404s
+        pg.on("response", lambda r: pg.responses.append((r.url, r.status)))
         yield pg
         ctx.close()
     shutil.rmtree(user_dir, ignore_errors=True)
@@ -73,33 +56,64 @@ def test_nodes_registered_in_the_page(page):
     assert sorted(registered) == sorted(OUR_NODES)
 
 
-def test_node_search_finds_our_nodes(page):
-    page.keyboard.press("Escape")
+@pytest.mark.parametrize("query", list(SEARCHES))
+def test_node_search_finds_our_nodes(page, query):
+    reload_page(page)
     page.evaluate("() => { app.graph.clear(); app.canvas.setDirty(true, true); }")
-    page.mouse.dblclick(700, 450)
-    page.wait_for_timeout(500)
-    page.keyboard.type("Synthetic Person", delay=20)
+    page.evaluate("async () => { await app.extensionManager.command.execute('Workspace.SearchBox.Toggle'); }")
+    box = page.locator("input[id^=comfy-vue-node-search-box-input]").first
+    box.wait_for(timeout=30_000)
+    box.fill(query)
     texts: list[str] = []
     for _ in range(20):
         page.wait_for_timeout(250)
         texts = page.evaluate("""() => [...document.querySelectorAll(
             '.comfy-vue-node-search-container li, .p-autocomplete-option, [role=option]')]
             .map(e => e.innerText.replace(/\\s+/g, ' ').trim()).filter(Boolean)""")
-        if any("Synthetic Person" in t for t in texts):
+        if all(any(name in t for t in texts) for name in SEARCHES[query]):
             break
-    page.screenshot(path=str(SHOTS / "node_search.png"))
+    page.screenshot(path=str(SHOTS / f"node_search_{query.replace(' ', '_')}.png"))
     page.keyboard.press("Escape")
-    assert any("Synthetic Person (RePose)" in t for t in texts), texts
+    for name in SEARCHES[query]:
+        assert any(name in t for t in texts), (name, texts)
 
 
-def test_workflow_templates_route_lists_bundled_workflows(comfy):
-    listed = comfy.get_json("/workflow_templates")
-    assert sorted(listed.get(PACK_NAME, [])) == sorted(p.stem for p in WORKFLOWS)
-    assert any(p.name == "pose_basics.json" for p in WORKFLOWS)
+def test_display_names_follow_one_convention(comfy):
+    names = {n: comfy.object_info(n)[n]["display_name"] for n in OUR_NODES}
+    assert all(name.endswith(" (RePose)") for name in names.values()), names
+    assert len(set(names.values())) == len(names)
+
+
+def test_template_browser_shows_a_thumbnail_for_every_workflow(page):
+    from urllib.parse import unquote
+
+    reload_page(page)
+    page.responses.clear()
+    page.evaluate("async () => { await app.extensionManager.command.execute('Comfy.BrowseTemplates'); }")
+    page.get_by_text(PACK_NAME).first.click(timeout=30_000)   # Templates -> Extensions -> the pack
+    route = f"/workflow_templates/{PACK_NAME}/"
+    wanted = {f"{p.stem}.jpg" for p in WORKFLOWS}
+    fetched: dict[str, int] = {}
+    for _ in range(120):
+        page.wait_for_timeout(500)
+        page.evaluate("""() => document.querySelectorAll('.p-dialog *').forEach(e => {   // cards load when seen
+            if (e.scrollHeight > e.clientHeight + 10) e.scrollTop += 300; })""")
+        fetched = {unquote(url.split(route, 1)[1]): status for url, status in page.responses if route in url}
+        if wanted <= set(fetched):
+            break
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(SHOTS / "template_browser.png"))
+    page.keyboard.press("Escape")
+    assert wanted <= set(fetched), sorted(wanted - set(fetched))
+    assert all(fetched[name] == 200 for name in wanted), fetched
+    assert not [url for url, status in page.responses if status == 404 and (route in url or PACK_NAME in url)]
+    for path in WORKFLOWS:
+        assert path.with_suffix(".jpg").stat().st_size < 60_000, f"{path.stem}.jpg is too big for a thumbnail"
 
 
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=[p.stem for p in WORKFLOWS])
 def test_bundled_workflow_loads_and_runs_from_the_ui(page, comfy, workflow):
+    reload_page(page)   # no previews left over from the previous workflow's nodes
     url = f"{comfy.base}/api/workflow_templates/{PACK_NAME}/{workflow.name}"
     graph = page.evaluate("async (url) => await (await fetch(url)).json()", url)
     assert graph == json.loads(workflow.read_text()), "template route does not serve the bundled file"
@@ -114,28 +128,18 @@ def test_bundled_workflow_loads_and_runs_from_the_ui(page, comfy, workflow):
     node_count = page.evaluate("() => app.graph._nodes.length")
     assert node_count == len(graph["nodes"])
 
-    if workflow.stem in SMALL_RUN:
-        page.evaluate("""(small) => { for (const n of app.graph._nodes) for (const w of (n.widgets || []))
-                           if (small[n.type] && w.name in small[n.type]) w.value = small[n.type][w.name]; }""",
-                      SMALL_RUN[workflow.stem])
-    before = set(comfy.get_json("/history"))
-    page.evaluate("async () => { await app.queuePrompt(0, 1); }")
-    entry = None
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        page.wait_for_timeout(500)
-        new = {k: v for k, v in comfy.get_json("/history").items() if k not in before}
-        done = [v for v in new.values() if v.get("status", {}).get("completed") is not None]
-        if done:
-            entry = done[0]
-            break
+    entry = run_in_page(page, comfy, workflow.stem, timeout=240)
     page.screenshot(path=str(SHOTS / f"workflow_{workflow.stem}.png"))
-    assert entry is not None, "the queued workflow did not finish"
     assert entry["status"]["status_str"] == "success", json.dumps(entry["status"])[:2000]
+    covered = overlapping(page.evaluate(JS_RECTS))
+    assert not covered, f"after the run these nodes cover each other: {covered}"
     images = [im for out in entry["outputs"].values() for im in out.get("images", [])]
     assert images, f"{workflow.name} produced no image"
     assert comfy.view(images[0])[:8] == b"\x89PNG\r\n\x1a\n"
-    if workflow.stem == "pose_from_photo":          # the photo's person was found, scored, repaired and saved
+    scored = page.evaluate("""() => app.graph._nodes.filter(n => n.type === 'RePosePoseFieldScore')
+        .map(n => (n.widgets || []).find(w => w.name === 'reposedm_text')?.value ?? null)""")
+    assert all(t and t.startswith("frame 0 person 0: ") for t in scored), f"scores not shown on the node: {scored}"
+    if workflow.stem == "Pose from a photo (BlazePose)":   # the photo's person was found, scored, repaired, saved
         saved = [t for out in entry["outputs"].values() for t in out.get("text", []) if t.endswith(".json")]
         frames = json.loads((comfy.home / "output" / saved[0]).read_text())
         assert len(frames[0]["people"]) == 1 and frames[0]["canvas_width"] == 512

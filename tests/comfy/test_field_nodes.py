@@ -17,8 +17,8 @@ def _save(node, prefix):
 
 
 def _scores(result, node):
-    lines = result.outputs[node]["text"][0].splitlines()
-    return [float(line.rsplit(":", 1)[1]) for line in lines]
+    lines = result.outputs[node]["text"][0].splitlines()   # "frame F person P: D verdict" ..., "scale: ..."
+    return [float(line.split(":", 1)[1].split()[0]) for line in lines if line.startswith("frame ")]
 
 
 def test_score_repair_and_corrupt_in_one_graph(comfy):

@@ -74,11 +74,11 @@ def test_person_layer_warp_is_listed_with_tooltips(comfy):
 
 
 def test_bundled_file_is_built_from_the_same_prompt():
-    graph = json.loads((REPO / "workflows" / f"{NAME}.json").read_text())
-    types = sorted(n["type"] for n in graph["nodes"] if n["type"] != "Note")
     spec = importlib.util.spec_from_file_location("build_workflows", REPO / "scripts" / "build_workflows.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    graph = json.loads((REPO / "workflows" / f"{module.title(NAME)}.json").read_text())
+    types = sorted(n["type"] for n in graph["nodes"] if n["type"] != "Note")
     assert types == sorted(n["class_type"] for n in module.WORKFLOWS[NAME][1].values())
     note = next(n for n in graph["nodes"] if n["type"] == "Note")["widgets_values"][0]
     assert "v1-5-pruned-emaonly" in note and "control_v11p_sd15_openpose" in note

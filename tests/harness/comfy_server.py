@@ -51,6 +51,7 @@ class PromptResult:
     outputs: dict[str, Any]
     messages: list[tuple[str, dict]] = field(default_factory=list)   # websocket (type, data), in order
     seconds: float = 0.0
+    times: list[float] = field(default_factory=list)   # arrival of each message, seconds after submission
 
     def error(self) -> dict | None:
         for kind, data in self.messages:
@@ -102,7 +103,7 @@ class ComfyServer:
         self.proc = subprocess.Popen(cmd, cwd=str(COMFY_DIR), stdout=self._log_file, stderr=subprocess.STDOUT,
                                      env=env)
         # a start takes ~10 s on an idle machine; REPOSE_COMFY_START_TIMEOUT allows for a machine busy training
-        timeout = timeout if timeout is not None else float(os.environ.get("REPOSE_COMFY_START_TIMEOUT", "120"))
+        timeout = timeout if timeout is not None else float(os.environ.get("REPOSE_COMFY_START_TIMEOUT", "300"))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -184,6 +185,7 @@ class ComfyServer:
                 raise PromptRejected(r.status_code, r.json())
             pid = r.json()["prompt_id"]
             messages: list[tuple[str, dict]] = []
+            times: list[float] = []
             status = "timeout"
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
@@ -199,6 +201,7 @@ class ComfyServer:
                 if data.get("prompt_id") not in (None, pid):
                     continue
                 messages.append((kind, data))
+                times.append(time.perf_counter() - t0)
                 if on_message:
                     on_message(kind, data)
                 if kind == "execution_success":
@@ -220,7 +223,7 @@ class ComfyServer:
                 outputs = hist[pid].get("outputs", {})
                 break
             time.sleep(0.1)
-        return PromptResult(pid, status, outputs, messages, seconds)
+        return PromptResult(pid, status, outputs, messages, seconds, times)
 
 
 class PromptRejected(RuntimeError):
