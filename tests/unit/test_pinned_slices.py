@@ -7,7 +7,7 @@ for BlazePose), so only the component under test can move a value. Tolerances al
 float32 arithmetic on other CPUs and BLAS builds, far below any change of behaviour.
 
 To re-pin: run the test, read the actual values from the failure, check that the change is the intended one.
-The denoiser and the whole RePoseDM model are not pinned here while their parametrisation is being changed.
+The denoiser is pinned in both parametrisations (v prediction, and the warp-centred clean image).
 """
 from __future__ import annotations
 
@@ -109,3 +109,30 @@ def test_blazepose_pipeline_slice_on_a_photo():
     _close(kp[:8], [[221.59306, 128.21301, 0.99928], [209.85030, 248.00101, 0.99755],
                     [113.18301, 238.66592, 0.99831], [64.61407, 397.18417, 0.75083], [0.0, 0.0, 0.0],
                     [306.51758, 257.33609, 0.99755], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]], atol=0.05)
+
+
+@pytest.mark.parametrize("x0_base", ["none", "warp"])
+def test_denoiser_slice(x0_base):
+    """The whole RePoseDM model's denoiser (zero layers woken) on the alignment of the test pattern: v prediction
+    (the shipped demo's) and the warp-centred clean-image estimate (``x0_base="warp"``)."""
+    import dataclasses
+
+    from reposedm_core.models import RePoseModel
+
+    config = TINY if x0_base == "none" else dataclasses.replace(TINY, prediction_type="sample", x0_base="warp")
+    torch.manual_seed(0)
+    model = RePoseModel(config).eval()
+    wake_zero_layers(model, std=0.05)
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(1, 3, TINY.height, TINY.width, generator=gen)
+    with torch.no_grad():
+        a = model.condition(_pattern() * 2 - 1, SOURCE_POSE, TARGET_POSE, 2)
+        out = model.denoiser(x, torch.tensor([500]), a)
+    _close(out[0, :, 12, 8:16:2].flatten(), PINNED_DENOISER[x0_base], atol=1e-3, rtol=1e-3)
+
+
+PINNED_DENOISER = {
+    "none": [0.25247, 0.06540, 0.36593, -0.16810, 0.47812, 0.39164, -0.10056, -0.29495, -0.03180, 0.23317,
+             -0.11305, 0.00451],
+    "warp": [0.07471, -0.47475, -0.94240, -1.35560, -1.05370, -1.00647, -1.21562, -1.20423, -0.83669, -1.17010,
+             -1.90472, -0.52468]}
