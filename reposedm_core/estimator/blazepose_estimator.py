@@ -21,6 +21,7 @@ from torch import nn
 
 from ..pose.convert import mediapipe33_to_openpose18
 from ..pose.skeleton import JOINT_INDEX, NUM_JOINTS
+from ..utils.images import dilate
 from . import blazepose_geometry as geo
 from .blazepose import BlazePoseDetector, BlazePoseLandmarkNet, load_blazepose_networks
 
@@ -264,7 +265,7 @@ class BlazePoseEstimator(nn.Module):
 def _dilate(masks: torch.Tensor, size) -> torch.Tensor:
     """Person masks ``[N, H, W]`` -> a 0/1 cover, grown by 3% of the image's longer side (hair, loose clothes)."""
     k = max(3, int(0.03 * max(size)) | 1)
-    return torch.nn.functional.max_pool2d((masks > 0.3).float()[:, None], k, 1, k // 2)[:, 0]
+    return dilate((masks > 0.3)[:, None], k // 2).float()[:, 0]  # running sums: megapixel masks, 53 px boxes
 
 
 def _concat(parts: list[BlazePosePeople]) -> BlazePosePeople:

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from ..data.synthetic import render_people
 from ..pose.encode import heatmaps as gaussian_heatmaps
 from ..pose.skeleton import FLIP_PERMUTATION
+from ..utils.images import gaussian_blur
 from .base import KeypointEstimator, letterbox, local_soft_argmax
 
 # (height, width, share of rendered images)
@@ -46,19 +47,6 @@ def _affine_grid(m_inv: torch.Tensor, height: int, width: int) -> torch.Tensor:
     u = (2 * src[..., 0] + 1) / width - 1
     v = (2 * src[..., 1] + 1) / height - 1
     return torch.stack([u, v], -1).view(-1, height, width, 2)
-
-
-def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """Per-image separable Gaussian blur, ``sigma [B]`` pixels (0 = none)."""
-    b, c, h, w = x.shape
-    r = 3
-    t = torch.arange(-r, r + 1, dtype=x.dtype)
-    k = torch.exp(-t[None] ** 2 / (2 * sigma[:, None].clamp_min(1e-3) ** 2))
-    k = k / k.sum(-1, keepdim=True)                                                # [B, 7]
-    kx = k.repeat_interleave(c, 0).view(b * c, 1, 1, -1)
-    y = F.conv2d(F.pad(x.reshape(1, b * c, h, w), (r, r, 0, 0), mode="replicate"), kx, groups=b * c)
-    y = F.conv2d(F.pad(y, (0, 0, r, r), mode="replicate"), kx.transpose(-1, -2), groups=b * c)
-    return y.view(b, c, h, w)
 
 
 def augment(image: torch.Tensor, xy: torch.Tensor, visibility: torch.Tensor,

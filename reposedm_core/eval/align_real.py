@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from .metrics import markdown_table
+from .metrics import markdown_table, write_report
 
 log = logging.getLogger("reposedm.eval.align")
 DEFAULT_VIDEO = Path(__file__).resolve().parents[2] / ".cache" / "photos" / "demo.mp4"
@@ -71,17 +71,6 @@ def crop_box(kp: torch.Tensor, aspect: float, margin: float = 1.25) -> tuple[flo
     return cx - w / 2, cy - h / 2, w, h
 
 
-def crop(image: torch.Tensor, box, height: int, width: int) -> torch.Tensor:
-    """``image [C, H, W]`` cropped to ``box`` and resized to ``height x width`` (zeros outside the image)."""
-    import torch.nn.functional as F
-
-    x0, y0, w, h = box
-    H, W = image.shape[-2:]
-    theta = torch.tensor([[w / W, 0.0, (2 * x0 + w) / W - 1], [0.0, h / H, (2 * y0 + h) / H - 1]])
-    grid = F.affine_grid(theta[None], [1, image.shape[0], height, width], align_corners=False)
-    return F.grid_sample(image[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
-
-
 def pose_in_box(kp: torch.Tensor, box, height: int, width: int) -> torch.Tensor:
     x0, y0, w, h = box
     out = kp.clone()  # pixel centres at integers in both frames
@@ -95,6 +84,7 @@ def read_people(frames: torch.Tensor, height: int, width: int, min_joints: int =
     A frame is usable when exactly one person is found (so both frames of a pair show the same person) with at
     least ``min_joints`` joints read; ``None`` otherwise."""
     from ..estimator import load_blazepose
+    from ..utils.images import crop_resize
 
     est = load_blazepose()
     out = []
@@ -110,7 +100,7 @@ def read_people(frames: torch.Tensor, height: int, width: int, min_joints: int =
                 continue
             box = crop_box(kp, height / width)
             mask = people.masks()[0].float()
-            image, m = crop(frames[i], box, height, width), crop(mask[None], box, height, width).clamp(0, 1)
+            image, m = crop_resize(frames[i], box, height, width), crop_resize(mask[None], box, height, width)
             if float(m.mean()) < 0.12:  # a mask that misses the person the joints outline
                 out.append(None)
                 continue
@@ -208,7 +198,4 @@ def run(args: argparse.Namespace) -> None:
     report = (f"# Alignment on real photos\n\n{Path(args.video).name}: {len(pairs)} same-person pairs from "
               f"{len(usable)} usable frames (every {args.stride}th, >= {args.gap} frames apart), {h}x{w} crops; "
               f"poses and target body masks read by BlazePose.\n\n{table}\n")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(report)
-    log.info("%s\nwrote %s", report, out)
+    write_report(args.out, report, log)

@@ -15,15 +15,14 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-from pathlib import Path
 
 import torch
 
 from ..data.synthetic import SyntheticWorld, render_people
 from ..estimator import load_estimator, load_openpose_estimator
 from ..estimator.metrics import GROUPS, keypoint_scores
-from ..estimator.training import gaussian_blur
-from .metrics import markdown_table
+from ..utils.images import gaussian_blur
+from .metrics import markdown_table, write_report
 
 log = logging.getLogger("reposedm.eval.estimator")
 SIZES = ((256, 176), (128, 88), (96, 64))
@@ -94,7 +93,4 @@ def run(args: argparse.Namespace) -> None:
         "## Per joint group\n\nhead: nose, eyes, ears; torso: neck, shoulders, hips; arms: elbows, wrists; "
         "legs: knees, ankles.\n\n" + size_table(rows),
     ])
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(report + "\n")
-    log.info("%s\n\nwrote %s", report, out)
+    write_report(args.out, report, log)

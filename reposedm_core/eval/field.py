@@ -23,7 +23,7 @@ from ..field.data import normalised
 from ..field.dataset import build
 from ..field.distance import aligned_distance
 from ..field.model import root_and_unit
-from .metrics import auroc, markdown_table
+from .metrics import auroc, markdown_table, write_report
 
 log = logging.getLogger("reposedm.eval.field")
 EVAL_SEED = 424_242
@@ -179,7 +179,4 @@ def run(args: argparse.Namespace) -> None:
         "## Repair\n\n" + repair_report(field, data, args.repair_poses),
         "## Invariance\n\n" + invariance_report(field, data, gap, args.seed),
     ])
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(report + "\n")
-    log.info("%s\n\nwrote %s", report, out)
+    write_report(args.out, report, log)

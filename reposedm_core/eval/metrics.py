@@ -1,5 +1,9 @@
-"""Small metrics without extra dependencies."""
+"""Small metrics without extra dependencies, and the Markdown reports the evaluations write."""
 from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
 
 import torch
 
@@ -28,3 +32,12 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def write_report(path: str | os.PathLike, report: str, log: logging.Logger) -> Path:
+    """Write an evaluation's Markdown report (folders made, one final newline) and log it with its path."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report if report.endswith("\n") else report + "\n")
+    log.info("%s\nwrote %s", report.rstrip("\n"), out)
+    return out

@@ -18,7 +18,6 @@ import argparse
 import logging
 import math
 import time
-from pathlib import Path
 
 import torch
 
@@ -27,7 +26,7 @@ from ..data.synthetic.poses import sample_pose_angles
 from ..data.synthetic.skeleton import NUM_SHAPE_UNIFORMS, body_shape_from_uniforms, forward_kinematics, openpose18_from_3d
 from ..pose.normalize import root_and_scale
 from ..pose.retarget import BONES, reference_lengths, retarget
-from .metrics import markdown_table
+from .metrics import markdown_table, write_report
 
 log = logging.getLogger("reposedm.eval.retarget")
 
@@ -150,10 +149,7 @@ def run(args: argparse.Namespace) -> None:
     report = (f"# Retargeting evaluation\n\n{args.sequences} synthetic motions x {args.frames} frames, two identities, "
               f"one camera; valid p95 {field.valid_threshold:.3f}.\n\n{table}\n\n## Sequence clean-up\n\n{clean_table}\n\n"
               f"300-frame sequence: retarget {ms:.0f} ms, clean {ms_clean:.0f} ms.\n")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(report)
-    log.info("%s\nwrote %s", report, out)
+    write_report(args.out, report, log)
 
 
 def clean_protocol(n: int, seed: int = 11, frames: int = 48) -> dict[str, torch.Tensor]:

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from ..models.flow import BONES, _grid, _torso_length, part_maps, resize_flow, warp
 from ..pose.skeleton import NUM_JOINTS
+from ..utils.images import box_sum, dilate
 
 NUM_PARTS = len(BONES) + 1        # 17 bones + the torso (see part_maps)
 REACH = 2.5                       # the warped person stays within this many body half-thicknesses of its bones
@@ -58,23 +59,6 @@ class PersonLayer:
     disoccluded: torch.Tensor
     region: torch.Tensor
     flow: torch.Tensor
-
-
-def _box_sum(x: torch.Tensor, radius: int) -> torch.Tensor:
-    """Sum of ``x [B, 1, H, W]`` over the (2r+1)^2 box around every pixel (zeros outside), by running sums: the
-    cost does not grow with the radius (max_pool / avg_pool on a megapixel photo with r = 12 take seconds)."""
-    k = 2 * radius + 1
-    c = F.pad(x, (radius + 1, radius)).cumsum(-1)
-    x = c[..., k:] - c[..., :-k]
-    c = F.pad(x, (0, 0, radius + 1, radius)).cumsum(-2)
-    return c[..., k:, :] - c[..., :-k, :]
-
-
-def _dilate(mask: torch.Tensor, radius: int) -> torch.Tensor:
-    """Binary ``[B, 1, H, W]`` grown by ``radius`` pixels (square structuring element)."""
-    if radius <= 0:
-        return mask
-    return _box_sum(mask.float(), radius) > 0.5
 
 
 def fill_background(image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
@@ -198,7 +182,7 @@ def person_layer_warp(image: torch.Tensor, source_pose: torch.Tensor, target_pos
     pos = _grid(h, w, image.device, flow.dtype).permute(2, 0, 1) + flow
     outside = ((pos[:, :1] < -0.5) | (pos[:, :1] > w - 0.5) | (pos[:, 1:] < -0.5) | (pos[:, 1:] > h - 0.5))
     colour = warp(image, flow)
-    source_region = _dilate(person > 0.5, grow)
+    source_region = dilate(person > 0.5, grow)
     covered = alpha > 0.5
     target_region = covered | envelope
     vacated = source_region & ~covered
@@ -206,13 +190,13 @@ def person_layer_warp(image: torch.Tensor, source_pose: torch.Tensor, target_pos
     # source pose lacks the part's joints
     disoccluded = envelope & ~covered & ((sampled > 0.5) | outside | unseen)
     half = feather // 2
-    seam = _dilate(covered, half) & _dilate(~covered, half) if half > 0 else torch.zeros_like(covered)
+    seam = dilate(covered, half) & dilate(~covered, half) if half > 0 else torch.zeros_like(covered)
     core = vacated | disoccluded | seam
     inpaint = core.float()
     if feather > 0:
-        soft = _box_sum(_dilate(core, feather).float(), feather) / _box_sum(torch.ones_like(inpaint), feather)
+        soft = box_sum(dilate(core, feather).float(), feather) / box_sum(torch.ones_like(inpaint), feather)
         inpaint = torch.maximum(inpaint, soft)
-    region = _dilate(source_region | target_region | (alpha > 0.01), 2 * feather) | (inpaint > 0)
+    region = dilate(source_region | target_region | (alpha > 0.01), 2 * feather) | (inpaint > 0)
     background = fill_background(image, ~source_region)
     alpha = alpha * region
     layered = colour * alpha + background * (1 - alpha)

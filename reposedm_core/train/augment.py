@@ -19,7 +19,8 @@ from functools import lru_cache
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+
+from ..utils.images import crop_resize, gaussian_blur
 
 # skimage.data images that ship inside the scikit-image wheel and show no person.
 PHOTOS = ("chelsea", "coffee", "rocket", "brick", "grass", "gravel", "hubble_deep_field", "immunohistochemistry",
@@ -54,22 +55,7 @@ def _crop(photo: torch.Tensor, h: int, w: int, u: torch.Tensor, shift: tuple[flo
     cw = ch * w / h
     y0 = float(u[1]) * (ph - ch) + shift[1] * ch / h
     x0 = float(u[2]) * (pw - cw) + shift[0] * cw / w
-    theta = torch.tensor([[cw / pw, 0.0, (2 * x0 + cw) / pw - 1], [0.0, ch / ph, (2 * y0 + ch) / ph - 1]])
-    if u[3] < 0.5:
-        theta[0, 0] = -theta[0, 0]
-    grid = F.affine_grid(theta[None], [1, 3, h, w], align_corners=False)
-    return F.grid_sample(photo[None], grid, mode="bilinear", padding_mode="reflection", align_corners=False)[0]
-
-
-def _blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
-    r = max(1, int(round(2.5 * sigma)))
-    x = torch.arange(-r, r + 1, dtype=image.dtype)
-    k = torch.exp(-x ** 2 / (2 * sigma ** 2))
-    k = k / k.sum()
-    img = F.pad(image[None], (r, r, r, r), mode="replicate")
-    img = F.conv2d(img, k.view(1, 1, 1, -1).expand(3, 1, 1, -1), groups=3)
-    img = F.conv2d(img, k.view(1, 1, -1, 1).expand(3, 1, -1, 1), groups=3)
-    return img[0]
+    return crop_resize(photo, (x0, y0, cw, ch), h, w, padding_mode="reflection", flip=bool(u[3] < 0.5))
 
 
 def _jpeg(image: torch.Tensor, quality: int) -> torch.Tensor:
@@ -111,7 +97,7 @@ def vary_pair(source: torch.Tensor, target: torch.Tensor, source_mask: torch.Ten
         g = gain * (0.95 + 0.1 * v[0:3].float())
         img = _colour(images[i], g, gamma * (0.95 + 0.1 * float(v[3])), sat)
         if v[4] < 0.35:
-            img = _blur(img, 0.3 + 0.9 * float(v[5]))
+            img = gaussian_blur(img[None], torch.tensor([0.3 + 0.9 * float(v[5])]))[0]
         if v[6] < 0.35:
             img = (img + torch.randn(img.shape, generator=gen) * 0.04 * float(v[7])).clamp(0, 1)
         if u[13 + i] < 0.35:

@@ -143,7 +143,8 @@ def test_init_from_copies_matching_tensors_and_widens_the_input_conv(tmp_path):
 
 
 def test_real_video_tracks_split_people_and_crops_map_poses():
-    from reposedm_core.eval.align_real import crop, crop_box, pose_in_box, tracks
+    from reposedm_core.eval.align_real import crop_box, pose_in_box, tracks
+    from reposedm_core.utils.images import crop_resize as crop
 
     def reading(x, h=100.0, colour=0.5):
         return {"box": (x, 0.0, h / 1.5, h), "signature": torch.full((6,), colour)}
