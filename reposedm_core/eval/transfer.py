@@ -110,15 +110,9 @@ def box_masks(masks: torch.Tensor, margin: int = 2) -> torch.Tensor:
 
 def high_frequency_energy(images: torch.Tensor) -> float:
     """Mean squared difference between the images and their Gaussian blur (sigma 1): fine detail and noise."""
-    import torch.nn.functional as F
+    from ..utils.images import gaussian_blur
 
-    x = torch.arange(-3, 4, dtype=images.dtype)
-    k = torch.exp(-x ** 2 / 2)
-    k = k / k.sum()
-    c = images.shape[1]
-    blur = F.conv2d(F.pad(images, (3, 3, 0, 0), mode="replicate"), k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    blur = F.conv2d(F.pad(blur, (0, 0, 3, 3), mode="replicate"), k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
-    return float(((images - blur) ** 2).mean())
+    return float(((images - gaussian_blur(images, images.new_ones(len(images)))) ** 2).mean())
 
 
 def x0_curve(model, pairs: dict, timesteps=(100, 300, 500, 700, 900), seed: int = 0,
@@ -128,24 +122,21 @@ def x0_curve(model, pairs: dict, timesteps=(100, 300, 500, 700, 900), seed: int 
     from ..sampling.sampler import x0_from_output
 
     truth = pairs["target_image"]
-    n = len(truth)
-    out = {}
-    for t in timesteps:
-        gen = torch.Generator().manual_seed(seed + t)
-        est = []
-        for i in range(0, n, batch):
-            a = model.align(pairs["source_image"][i:i + batch], pairs["source_keypoints"][i:i + batch],
-                            pairs["target_keypoints"][i:i + batch])
-            x0 = a.frame.image_in(truth[i:i + batch]) * 2 - 1
-            noise = torch.randn(x0.shape, generator=gen)
+    gens = {t: torch.Generator().manual_seed(seed + t) for t in timesteps}  # each t's noise, batch after batch
+    est: dict[int, list] = {t: [] for t in timesteps}
+    for i in range(0, len(truth), batch):
+        a = model.align(pairs["source_image"][i:i + batch], pairs["source_keypoints"][i:i + batch],
+                        pairs["target_keypoints"][i:i + batch])  # one alignment for every t
+        x0 = a.frame.image_in(truth[i:i + batch]) * 2 - 1
+        for t in timesteps:
+            noise = torch.randn(x0.shape, generator=gens[t])
             tt = torch.full((len(x0),), t, dtype=torch.long)
             with torch.no_grad():
                 x_t = model.train_scheduler.add_noise(x0, noise, tt)
                 pred = model.denoiser(x_t, tt, a.inner)
-                est.append(a.frame.image_out((x0_from_output(model.train_scheduler, pred, x_t, tt).clamp(-1, 1) + 1)
-                                             / 2))
-        out[t] = image_metrics(torch.cat(est), truth)["ssim"]
-    return out
+                est[t].append(a.frame.image_out((x0_from_output(model.train_scheduler, pred, x_t, tt).clamp(-1, 1)
+                                                 + 1) / 2))
+    return {t: image_metrics(torch.cat(est[t]), truth)["ssim"] for t in timesteps}
 
 
 def pose_metrics(images: torch.Tensor, target: torch.Tensor, estimator, field) -> dict[str, float]:
@@ -242,8 +233,9 @@ def run(args: argparse.Namespace) -> None:
         return [name, m["ssim"], m["l1"], m["box_ssim"], m["hf_ratio"], fid, m["kp_error"], m["pck"], m["missed"],
                 m["field"], seconds]
 
-    for name, model in models.items():
-        rows.append(row(f"{name}: warp preview", warp_previews(model, pairs), 0.0))
+    warped = {name: warp_previews(model, pairs) for name, model in models.items()}
+    for name in models:
+        rows.append(row(f"{name}: warp preview", warped[name], 0.0))
         log.info("%s", rows[-1])
     for sc, c in grid_rows:
         images, seconds = generate(models[gname], pairs, None, args, scheduler=sc, cfg=c)
@@ -263,7 +255,7 @@ def run(args: argparse.Namespace) -> None:
         curve_rows = []
         for name, model in models.items():
             curve = x0_curve(model, pairs, ts, args.seed)
-            warp_ssim = image_metrics(warp_previews(model, pairs), truth)["ssim"]
+            warp_ssim = image_metrics(warped[name], truth)["ssim"]
             curve_rows.append([name] + [curve[t] for t in ts] + [warp_ssim])
             log.info("x0 curve %s: %s (warp %.3f)", name, curve, warp_ssim)
         table += "\nOne-step x0 estimate SSIM vs t (x_t from the ground truth, conditional branch):\n\n" + \

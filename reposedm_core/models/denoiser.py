@@ -102,11 +102,6 @@ class RePoseDenoiser(nn.Module):
         out = {"a": a, "s": s, "c_skip": a * sd ** 2 / var, "c_out": sd * s / var.sqrt(), "c_in": var.rsqrt()}
         return {k: v.to(like.dtype).view(-1, 1, 1, 1) for k, v in out.items()}
 
-    def base(self, alignment: Alignment, keep: torch.Tensor | None = None) -> torch.Tensor:
-        """The prior mean of the clean image: the visibility-gated warped source (zero where dropped)."""
-        b = alignment.mask * alignment.warped
-        return b if keep is None else b * keep.to(b.dtype).view(-1, 1, 1, 1)
-
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, alignment: Alignment,
                 keep: torch.Tensor | None = None) -> torch.Tensor:
         """x_t ``[B, 3, H, W]``; t ``[B]``; ``keep`` ``[B]`` 0/1 drops the appearance per sample (CFG).
@@ -120,17 +115,15 @@ class RePoseDenoiser(nn.Module):
         residuals = tuple(proj(feats[s]) for proj, s in zip(self.residual_proj, self.residual_scales))
         enc = self.token_proj(tokens) + self.token_pos[:, : tokens.shape[1]]
         if keep is not None:
-            enc = enc * keep.to(x_t.dtype).view(-1, 1, 1)
-        mid = self.mid_proj(feats[-1])
+            enc = enc * k.view(-1, 1, 1)
         if self.x0_base == "none":
-            sample = torch.cat([x_t, alignment.target_maps], 1)
-            return self.unet(sample, t, encoder_hidden_states=enc, down_block_additional_residuals=residuals,
-                             mid_block_additional_residual=mid).sample
-        c = self.coefficients(t, x_t)
-        base = self.base(alignment, keep)
-        mask = alignment.mask if keep is None else alignment.mask * keep.to(x_t.dtype).view(-1, 1, 1, 1)
-        resid = x_t - c["a"] * base
-        sample = torch.cat([c["c_in"] * resid, alignment.target_maps, base, mask], 1)
-        f = self.unet(sample, t, encoder_hidden_states=enc, down_block_additional_residuals=residuals,
-                      mid_block_additional_residual=mid).sample
-        return base + c["c_skip"] * resid + c["c_out"] * f
+            inputs = [x_t, alignment.target_maps]
+        else:
+            c = self.coefficients(t, x_t)
+            mask = alignment.mask if keep is None else alignment.mask * k.view(-1, 1, 1, 1)
+            base = mask * alignment.warped  # the prior mean: the visibility-gated warp (zero when dropped)
+            resid = x_t - c["a"] * base
+            inputs = [c["c_in"] * resid, alignment.target_maps, base, mask]
+        out = self.unet(torch.cat(inputs, 1), t, encoder_hidden_states=enc, down_block_additional_residuals=residuals,
+                        mid_block_additional_residual=self.mid_proj(feats[-1])).sample
+        return out if self.x0_base == "none" else base + c["c_skip"] * resid + c["c_out"] * out
