@@ -158,3 +158,24 @@ def test_auto_reader_on_a_model_is_blazepose_and_guides_every_step(comfy, tiny_s
     calls = _hook_lines(comfy, before)
     assert len(calls) == STEPS and all(np.isfinite(v) for _, v in calls), calls
     assert not torch.equal(_image(comfy, plain), _image(comfy, guided))
+
+
+def test_an_openpose_body_network_the_user_has_is_offered_and_guides_every_step(comfy, tiny_sd):
+    """A ``body_pose_model.pth`` in models/reposedm (random weights under the real file's name and key layout)
+    appears in the estimator list and guides the stock graph: the OpenPose backend loaded inside ComfyUI with
+    weights_only, differentiated on every step, its gradient changing the image."""
+    from harness.tiny_models import random_openpose_body
+
+    random_openpose_body(comfy.home / "models" / "reposedm" / "body_pose_model.pth")
+    options = comfy.object_info("PoseFieldGuidance")["PoseFieldGuidance"]["input"]["required"]["estimator"]
+    reader = "openpose: body_pose_model.pth"
+    assert reader in str(options), options
+    plain = comfy.run(_graph(0.0, seed=6, reader=reader))
+    assert plain.status == "success", plain.error()
+    before = len(comfy.log_text())
+    guided = comfy.run(_graph(3.0, seed=6, reader=reader))
+    assert guided.status == "success", guided.error()
+    assert f"RePoseDM pose guidance reader: {reader}" in comfy.log_text()[before:]
+    calls = _hook_lines(comfy, before)
+    assert len(calls) == STEPS and all(np.isfinite(v) for _, v in calls), calls
+    assert not torch.equal(_image(comfy, plain), _image(comfy, guided))

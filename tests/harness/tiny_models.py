@@ -36,3 +36,23 @@ def wake_zero_layers(module: torch.nn.Module, std: float = 0.05, seed: int = 0) 
                         p.copy_(torch.randn(p.shape, generator=gen) * std)
                 woken.append(name)
     return woken
+
+
+def random_openpose_body(path: Path, seed: int = 0) -> torch.nn.Module:
+    """A random OpenPose body network (controlnet_aux's architecture) saved like the original
+    ``body_pose_model.pth`` (a torch state dict, keys without the block prefix, fp16 to halve the file); returns
+    the network in fp32. 52 M weights cut from one seeded random vector: fast to build, and enough for tests."""
+    from reposedm_core.estimator import openpose as op
+
+    noise = torch.randn(1 << 20, generator=torch.Generator().manual_seed(seed))
+    body = op.build_bodypose_model("meta")
+    state = {}
+    for key, p in body.state_dict().items():
+        fan_in = p[0].numel() if p.dim() > 1 else 1
+        std = (2 / fan_in) ** 0.5 if p.dim() > 1 else 0.01
+        flat = noise.repeat(-(-p.numel() // noise.numel()))[:p.numel()].roll(len(state) * 7919)
+        state[key] = (flat.view(p.shape) * std).to(torch.float16)
+    body.load_state_dict(state, assign=True)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    torch.save({k.split(".", 1)[1]: v for k, v in state.items()}, path)
+    return body.float()

@@ -10,6 +10,8 @@ from reposedm_core.estimator import load_openpose_estimator
 from reposedm_core.estimator import openpose as op
 from reposedm_core.utils.checkpoint import CheckpointError
 
+from harness.tiny_models import random_openpose_body
+
 # find_spec, not importorskip: importing the controlnet_aux package takes seconds (the backend never does)
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("controlnet_aux") is None,
                                 reason="the OpenPose backend's architecture comes from controlnet_aux")
@@ -32,19 +34,8 @@ class Payload:
 @pytest.fixture(scope="module")
 def cmu_file(tmp_path_factory):
     """A random body network saved like the original body_pose_model.pth (keys without the block prefix)."""
-    noise = torch.randn(1 << 20, generator=torch.Generator().manual_seed(0))
-    body = op.build_bodypose_model("meta")       # 52 M weights cut from one random vector: fast, and enough here
-    state = {}
-    for key, p in body.state_dict().items():
-        fan_in = p[0].numel() if p.dim() > 1 else 1
-        std = (2 / fan_in) ** 0.5 if p.dim() > 1 else 0.01
-        flat = noise.repeat(-(-p.numel() // noise.numel()))[:p.numel()].roll(len(state) * 7919)
-        state[key] = (flat.view(p.shape) * std).to(torch.float16)                # half the file to write
-    body.load_state_dict(state, assign=True)
-    body = body.float()
     path = tmp_path_factory.mktemp("openpose") / "body_pose_model.pth"
-    torch.save({k.split(".", 1)[1]: v for k, v in state.items()}, path)
-    return body, path
+    return random_openpose_body(path), path
 
 
 @pytest.fixture(scope="module")
