@@ -4,7 +4,8 @@ The photo path of the pack (issue 14): a model trained on synthetic people canno
 own Stable Diffusion can — if it is asked to invent only what the source never showed. So the person's own
 pixels are moved, part by part, into the target pose (the analytic per-limb transforms of
 :func:`~reposedm_core.models.flow.part_maps`, with no blend into the background), the place they leave is filled
-from the surrounding background, and a mask says what SD must paint:
+from the surrounding background, body parts the source never showed start from the person's colours around them,
+and a mask says what SD must paint:
 
     composite = warped person (alpha) over the background with the person removed
     inpaint   = vacated background  U  disoccluded body  U  a seam band around the warped person (feathered)
@@ -200,6 +201,10 @@ def person_layer_warp(image: torch.Tensor, source_pose: torch.Tensor, target_pos
     background = fill_background(image, ~source_region)
     alpha = alpha * region
     layered = colour * alpha + background * (1 - alpha)
+    # body the source never showed starts from the warped person's own colours carried in from the parts around
+    # it (SD repaints it under the inpaint mask; a background start would leave a hole in the body to fill)
+    if bool(disoccluded.any()) and bool(covered.any()):
+        layered = torch.where(disoccluded, fill_background(colour, covered), layered)
     composite = torch.where(region, layered, image)
     return PersonLayer(composite, inpaint, alpha, background, vacated, disoccluded, region, flow)
 
