@@ -48,6 +48,12 @@ def test_the_inpaint_mask_covers_the_vacated_and_the_disoccluded_pixels(person):
     was_person = mask > 0.5
     assert bool((out.vacated | (out.alpha > 0.5) | ~was_person).all())    # no source pixel left behind
     assert float(out.inpaint.gt(0.5).float().mean()) < 0.6
+    # the disoccluded body starts from the person's colours around it, not from the background fill
+    hole = out.disoccluded.expand(-1, 3, -1, -1)
+    person_colour = (out.composite * (out.alpha > 0.5)).sum((2, 3)) / (out.alpha > 0.5).sum((2, 3))
+    to_person = (out.composite[hole].view(3, -1) - person_colour.view(3, 1)).abs().mean()
+    to_background = (out.composite[hole] - out.background[hole]).abs().mean()
+    assert to_background > 0.05 and to_person < to_background, (float(to_person), float(to_background))
 
 
 def test_on_a_real_photo_the_background_is_exact_and_blazepose_reads_the_target_pose():
