@@ -23,6 +23,12 @@ the estimate is already the warp (``c_skip, c_out -> 0, sigma_d``: the network o
 noise it is ``x_t``. The UNet also sees the warped image and the mask as input channels. The model then
 predicts the clean image (``prediction_type="sample"``), and training weights the x0 error by ``1 / c_out^2``
 (the unit-scale target of ``F``). Dropping the appearance drops ``b`` too: the null condition is pose only.
+
+``x0_base="warp_full"`` centres the estimate on the whole warped source frame ``b = warped``, not gated by the
+visibility mask (the mask stays an input channel): the background and whatever the warp got right off the body
+start from the source's own pixels instead of from zero, which the gated base left for the network to paint.
+Its null condition drops the aligned features and tokens but keeps ``b``, so classifier-free guidance
+amplifies what the texture features add on top of the warp.
 """
 from __future__ import annotations
 
@@ -31,7 +37,7 @@ from torch import nn
 
 from .alignment import POSE_CHANNELS, Alignment
 
-X0_BASES = ("none", "warp")
+X0_BASES = ("none", "warp", "warp_full")
 
 
 def _zero_conv(cin: int, cout: int) -> nn.Conv2d:
@@ -53,7 +59,7 @@ class RePoseDenoiser(nn.Module):
         if not prior_std > 0:
             raise ValueError(f"prior_std must be > 0, got {prior_std}")
         self.x0_base, self.prior_std = x0_base, float(prior_std)
-        extra = 4 if x0_base == "warp" else 0  # warped image + mask
+        extra = 0 if x0_base == "none" else 4  # warped image + mask
         # A plain attribute, not a buffer: model.to(fp16) must not round the schedule (1 - 4e-5 -> 1).
         self.alphas_cumprod = torch.ones(1000, dtype=torch.float64)
         from diffusers import UNet2DConditionModel
@@ -79,7 +85,7 @@ class RePoseDenoiser(nn.Module):
         self.residual_proj = nn.ModuleList(_zero_conv(texture_channels[s], c)
                                            for s, c in zip(self.residual_scales, res_channels))
         self.mid_proj = _zero_conv(texture_channels[-1], block_channels[-1])
-        if x0_base == "warp":  # an untrained model's estimate is the best linear one: the warp at high noise
+        if x0_base != "none":  # an untrained model's estimate is the best linear one: the warp at high noise
             nn.init.zeros_(self.unet.conv_out.weight)
             nn.init.zeros_(self.unet.conv_out.bias)
         self.token_proj = nn.Linear(texture_channels[-1], cross_attention_dim)
@@ -120,8 +126,11 @@ class RePoseDenoiser(nn.Module):
             inputs = [x_t, alignment.target_maps]
         else:
             c = self.coefficients(t, x_t)
-            mask = alignment.mask if keep is None else alignment.mask * k.view(-1, 1, 1, 1)
-            base = mask * alignment.warped  # the prior mean: the visibility-gated warp (zero when dropped)
+            if self.x0_base == "warp":
+                mask = alignment.mask if keep is None else alignment.mask * k.view(-1, 1, 1, 1)
+                base = mask * alignment.warped  # the prior mean: the visibility-gated warp (zero when dropped)
+            else:
+                mask, base = alignment.mask, alignment.warped  # the whole warped frame, kept in the null branch
             resid = x_t - c["a"] * base
             inputs = [c["c_in"] * resid, alignment.target_maps, base, mask]
         out = self.unet(torch.cat(inputs, 1), t, encoder_hidden_states=enc, down_block_additional_residuals=residuals,

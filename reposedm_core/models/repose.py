@@ -39,14 +39,15 @@ class RePoseConfig:
     iterations: int = 3
     use_alignment: bool = True          # False: the "no alignment" ablation (pose concat + cross-attention)
     prediction_type: str = "v_prediction"
-    x0_base: str = "none"               # "warp": the clean-image estimate is built around the aligned warp
+    x0_base: str = "none"               # "warp"/"warp_full": the clean-image estimate is built around the
+                                        # visibility-gated / whole aligned warp (models/denoiser.py)
     prior_std: float = 0.5              # x0_base="warp": spread of the clean image around the warp ([-1, 1] units)
     beta_schedule: str = "squaredcos_cap_v2"
     train_timesteps: int = 1000
 
     def __post_init__(self):
-        if self.x0_base == "warp" and self.prediction_type != "sample":
-            raise ValueError(f"x0_base='warp' makes the denoiser predict the clean image: set prediction_type="
+        if self.x0_base != "none" and self.prediction_type != "sample":
+            raise ValueError(f"x0_base={self.x0_base!r} makes the denoiser predict the clean image: set prediction_type="
                              f"'sample' (got {self.prediction_type!r})")
         if self.prediction_type not in ("epsilon", "v_prediction", "sample"):
             raise ValueError(f"prediction_type must be 'epsilon', 'v_prediction' or 'sample', got "
@@ -122,8 +123,9 @@ class RePoseModel(nn.Module):
         alignment = self.alignment(source, source_pose, target_pose, iterations, init)
         if not self.config.use_alignment:  # ablation: keep the tokens, drop the aligned residuals (and the warp)
             alignment.features = [torch.zeros_like(f) for f in alignment.features]
-            if self.config.x0_base == "warp":
+            if self.config.x0_base != "none":  # no warp to build on either
                 alignment.mask = torch.zeros_like(alignment.mask)
+                alignment.warped = torch.zeros_like(alignment.warped)
         return alignment
 
     def align(self, source_image: torch.Tensor, source_pose, target_pose, iterations: int | None = None,

@@ -66,7 +66,7 @@ def draws(cfg: TrainConfig, step: int, n: int, shape: tuple[int, ...], timesteps
 def diffusion_loss(model: RePoseModel, pred: torch.Tensor, x0: torch.Tensor, noise: torch.Tensor,
                    t: torch.Tensor) -> torch.Tensor:
     """The denoising loss for the model's prediction type: MSE against the noise (``epsilon``), the velocity
-    (``v_prediction``) or the clean image (``sample``); with ``x0_base="warp"`` the clean-image error is
+    (``v_prediction``) or the clean image (``sample``); with ``x0_base="warp"``/``"warp_full"`` the clean-image error is
     measured in units of the correction's scale ``c_out`` (EDM's weighting: the network's own target)."""
     kind = model.config.prediction_type
     sched = model.train_scheduler
@@ -75,7 +75,7 @@ def diffusion_loss(model: RePoseModel, pred: torch.Tensor, x0: torch.Tensor, noi
     if kind == "epsilon":
         return F.mse_loss(pred.float(), noise.float())
     if kind == "sample":
-        if model.config.x0_base == "warp":
+        if model.config.x0_base != "none":
             c_out = model.denoiser.coefficients(t, x0)["c_out"].float().clamp_min(1e-3)
             return (((pred.float() - x0.float()) / c_out) ** 2).mean()
         return F.mse_loss(pred.float(), x0.float())

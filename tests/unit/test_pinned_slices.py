@@ -111,15 +111,15 @@ def test_blazepose_pipeline_slice_on_a_photo():
                     [306.51758, 257.33609, 0.99755], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]], atol=0.05)
 
 
-@pytest.mark.parametrize("x0_base", ["none", "warp"])
+@pytest.mark.parametrize("x0_base", ["none", "warp", "warp_full"])
 def test_denoiser_slice(x0_base):
     """The whole RePoseDM model's denoiser (zero layers woken) on the alignment of the test pattern: v prediction
-    (the shipped demo's) and the warp-centred clean-image estimate (``x0_base="warp"``)."""
+    (the shipped demo's) and the warp-centred clean-image estimates (``x0_base="warp"``, ``"warp_full"``)."""
     import dataclasses
 
     from reposedm_core.models import RePoseModel
 
-    config = TINY if x0_base == "none" else dataclasses.replace(TINY, prediction_type="sample", x0_base="warp")
+    config = TINY if x0_base == "none" else dataclasses.replace(TINY, prediction_type="sample", x0_base=x0_base)
     torch.manual_seed(0)
     model = RePoseModel(config).eval()
     wake_zero_layers(model, std=0.05)
@@ -135,4 +135,6 @@ PINNED_DENOISER = {
     "none": [0.25247, 0.06540, 0.36593, -0.16810, 0.47812, 0.39164, -0.10056, -0.29495, -0.03180, 0.23317,
              -0.11305, 0.00451],
     "warp": [0.07471, -0.47475, -0.94240, -1.35560, -1.05370, -1.00647, -1.21562, -1.20423, -0.83669, -1.17010,
-             -1.90472, -0.52468]}
+             -1.90472, -0.52468],
+    "warp_full": [-0.20814, -1.19356, -2.06403, -2.44324, -2.16920, -2.12402, -2.27222, -2.37482, -1.88472, -2.36956,
+                  -3.12458, -1.53250]}

@@ -15,6 +15,7 @@ from reposedm_core.train.transfer import TrainingStep, diffusion_loss, draws
 from harness.tiny_models import TINY
 
 WARP = dataclasses.replace(TINY, prediction_type="sample", x0_base="warp", prior_std=0.4)
+WARP_FULL = dataclasses.replace(WARP, x0_base="warp_full")
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +43,23 @@ def test_warp_estimate_is_the_warp_at_high_noise_and_x_t_at_low(pairs):
         assert dropped.abs().amax() < 0.02  # the null condition drops the warp as well
 
 
+def test_whole_frame_warp_estimate_keeps_the_background_and_the_null_condition_keeps_the_warp(pairs):
+    """``x0_base="warp_full"``: at high noise the estimate is the whole warped frame (the background too, where the
+    gated base is 0), and the null condition keeps it; without alignment (the ablation) there is no warp."""
+    torch.manual_seed(0)
+    model = RePoseModel(WARP_FULL).eval()
+    with torch.no_grad():
+        a = model.condition(pairs["source"], pairs["source_pose"], pairs["target_pose"])
+        assert (a.warped - a.mask * a.warped).abs().mean() > 0.05  # the gated base would differ
+        x = torch.randn_like(a.warped)
+        t = torch.full((2,), 999)
+        assert (model.denoiser(x, t, a) - a.warped).abs().amax() < 0.02
+        assert (model.denoiser(x, t, a, keep=torch.zeros(2)) - a.warped).abs().amax() < 0.02
+        ablation = RePoseModel(dataclasses.replace(WARP_FULL, use_alignment=False)).eval()
+        b = ablation.condition(pairs["source"], pairs["source_pose"], pairs["target_pose"])
+        assert b.warped.abs().amax() == 0 and ablation.denoiser(x, t, b).abs().amax() < 0.02
+
+
 def test_warp_loss_is_the_correction_error_in_unit_scale(pairs):
     torch.manual_seed(0)
     model = RePoseModel(WARP)
@@ -54,8 +72,8 @@ def test_warp_loss_is_the_correction_error_in_unit_scale(pairs):
 
 
 @pytest.mark.parametrize("config", [dataclasses.replace(TINY, prediction_type="epsilon"), TINY,
-                                    dataclasses.replace(TINY, prediction_type="sample"), WARP],
-                         ids=["epsilon", "v_prediction", "sample", "sample+warp"])
+                                    dataclasses.replace(TINY, prediction_type="sample"), WARP, WARP_FULL],
+                         ids=["epsilon", "v_prediction", "sample", "sample+warp", "sample+warp_full"])
 def test_every_prediction_type_trains_and_samples_back_its_training_image(pairs, config):
     """Overfit one pair briefly, then read it back: the result must come out near the image trained on. Training
     a type against another type's target (e.g. ``sample`` against the noise) leaves a noise image.
