@@ -40,7 +40,7 @@ def main() -> None:
           f"{torch.get_num_threads()} threads)")
     broken = D.corrupt(bodies[: args.repairs], kp[: args.repairs], "detached_joint", "medium", gen)
     field.repair(broken[:1])
-    times, steps_used = [], []
+    times = []
     for i in range(args.repairs):
         t0 = time.perf_counter()
         field.repair(broken[i:i + 1])

@@ -73,7 +73,6 @@ def augment(image: torch.Tensor, xy: torch.Tensor, visibility: torch.Tensor,
     c = torch.tensor([(w - 1) / 2, (h - 1) / 2])
     a = torch.stack([torch.stack([cos * fx, -sin], -1), torch.stack([sin * fx, cos], -1)], 1)  # [B, 2, 2]
     t = c + shift - (a @ c)
-    m = torch.cat([a, t[..., None]], -1)                                           # [B, 2, 3] input -> output
     a_inv = torch.linalg.inv(a)
     m_inv = torch.cat([a_inv, -(a_inv @ t[..., None])], -1)
     grid = _affine_grid(m_inv, h, w)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from ..data.synthetic.camera import make_camera
-from ..data.synthetic.skeleton import (NUM_SHAPE_UNIFORMS, body_shape_from_uniforms, clamp_to_limits,
+from ..data.synthetic.skeleton import (body_shape_from_uniforms, clamp_to_limits,
                                        forward_kinematics, openpose18_from_3d, orient_bodies, rot_x, rot_y, rot_z,
                                        matmul3)
 from .distance import aligned_distance

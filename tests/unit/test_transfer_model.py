@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from reposedm_core.data.synthetic import SyntheticWorld
-from reposedm_core.models import RePoseConfig, RePoseModel, load_model, save_model
+from reposedm_core.models import RePoseModel, load_model, save_model
 from reposedm_core.models.flow import limb_flow, resize_flow, warp
 from reposedm_core.models.frame import Letterbox
 from reposedm_core.sampling import SCHEDULERS, output_from_x0, x0_from_output
