@@ -127,15 +127,16 @@ def x0_curve(model, pairs: dict, timesteps=(100, 300, 500, 700, 900), seed: int 
     for i in range(0, len(truth), batch):
         a = model.align(pairs["source_image"][i:i + batch], pairs["source_keypoints"][i:i + batch],
                         pairs["target_keypoints"][i:i + batch])  # one alignment for every t
-        x0 = a.frame.image_in(truth[i:i + batch]) * 2 - 1
+        off = model.offset(a.inner)
+        x0 = a.frame.image_in(truth[i:i + batch]) * 2 - 1 - off  # the residual for x0_base="residual"
         for t in timesteps:
             noise = torch.randn(x0.shape, generator=gens[t])
             tt = torch.full((len(x0),), t, dtype=torch.long)
             with torch.no_grad():
                 x_t = model.train_scheduler.add_noise(x0, noise, tt)
                 pred = model.denoiser(x_t, tt, a.inner)
-                est[t].append(a.frame.image_out((x0_from_output(model.train_scheduler, pred, x_t, tt).clamp(-1, 1)
-                                                 + 1) / 2))
+                est[t].append(a.frame.image_out(((x0_from_output(model.train_scheduler, pred, x_t, tt) + off)
+                                                 .clamp(-1, 1) + 1) / 2))
     return {t: image_metrics(torch.cat(est[t]), truth)["ssim"] for t in timesteps}
 
 

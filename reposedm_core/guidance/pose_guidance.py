@@ -158,6 +158,7 @@ class PoseFieldGuidance:
 
         target = alignment.target_pose
         sched_steps = model.config.train_timesteps
+        off = model.offset(alignment.inner)  # residual models sample the image minus the warp
 
         def guided(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             if not self.active(t, sched_steps):
@@ -166,7 +167,7 @@ class PoseFieldGuidance:
                 xt = x.detach().clone().requires_grad_(True)
                 out = denoise(xt, t.clone())
                 x0 = x0_from_output(scheduler, out, xt, t.clone())
-                loss = guidance_loss(self.estimator, (x0.clamp(-1, 1) + 1) / 2, target.clone(), self.field.model,
+                loss = guidance_loss(self.estimator, ((x0 + off).clamp(-1, 1) + 1) / 2, target.clone(), self.field.model,
                                      self.target_weight, self.weights)
                 (g,) = torch.autograd.grad(loss.sum(), xt)
             self.stats.append((-1, float(loss.mean())))

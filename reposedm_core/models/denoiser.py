@@ -29,6 +29,10 @@ visibility mask (the mask stays an input channel): the background and whatever t
 start from the source's own pixels instead of from zero, which the gated base left for the network to paint.
 Its null condition drops the aligned features and tokens but keeps ``b``, so classifier-free guidance
 amplifies what the texture features add on top of the warp.
+
+``x0_base="residual"`` keeps the scheduler's prediction type (v or epsilon) and diffuses the residual
+``x0 - warped`` instead of the image (the warp and the mask are input channels, kept in the null branch); the
+model adds the warp back (``RePoseModel.offset``), so pure noise in the residual space starts from the warp.
 """
 from __future__ import annotations
 
@@ -37,7 +41,7 @@ from torch import nn
 
 from .alignment import POSE_CHANNELS, Alignment
 
-X0_BASES = ("none", "warp", "warp_full")
+X0_BASES = ("none", "warp", "warp_full", "residual")
 
 
 def _zero_conv(cin: int, cout: int) -> nn.Conv2d:
@@ -85,7 +89,7 @@ class RePoseDenoiser(nn.Module):
         self.residual_proj = nn.ModuleList(_zero_conv(texture_channels[s], c)
                                            for s, c in zip(self.residual_scales, res_channels))
         self.mid_proj = _zero_conv(texture_channels[-1], block_channels[-1])
-        if x0_base != "none":  # an untrained model's estimate is the best linear one: the warp at high noise
+        if x0_base in ("warp", "warp_full"):  # an untrained model's estimate is the best linear one: the warp at high noise
             nn.init.zeros_(self.unet.conv_out.weight)
             nn.init.zeros_(self.unet.conv_out.bias)
         self.token_proj = nn.Linear(texture_channels[-1], cross_attention_dim)
@@ -124,6 +128,8 @@ class RePoseDenoiser(nn.Module):
             enc = enc * k.view(-1, 1, 1)
         if self.x0_base == "none":
             inputs = [x_t, alignment.target_maps]
+        elif self.x0_base == "residual":  # x_t is the noisy residual; the warp it is relative to is an input
+            inputs = [x_t, alignment.target_maps, alignment.warped, alignment.mask]
         else:
             c = self.coefficients(t, x_t)
             if self.x0_base == "warp":
@@ -135,4 +141,4 @@ class RePoseDenoiser(nn.Module):
             inputs = [c["c_in"] * resid, alignment.target_maps, base, mask]
         out = self.unet(torch.cat(inputs, 1), t, encoder_hidden_states=enc, down_block_additional_residuals=residuals,
                         mid_block_additional_residual=self.mid_proj(feats[-1])).sample
-        return out if self.x0_base == "none" else base + c["c_skip"] * resid + c["c_out"] * out
+        return out if self.x0_base in ("none", "residual") else base + c["c_skip"] * resid + c["c_out"] * out

@@ -40,13 +40,14 @@ class RePoseConfig:
     use_alignment: bool = True          # False: the "no alignment" ablation (pose concat + cross-attention)
     prediction_type: str = "v_prediction"
     x0_base: str = "none"               # "warp"/"warp_full": the clean-image estimate is built around the
-                                        # visibility-gated / whole aligned warp (models/denoiser.py)
+                                        # visibility-gated / whole aligned warp (models/denoiser.py);
+                                        # "residual": diffusion of the image minus the warp
     prior_std: float = 0.5              # x0_base="warp": spread of the clean image around the warp ([-1, 1] units)
     beta_schedule: str = "squaredcos_cap_v2"
     train_timesteps: int = 1000
 
     def __post_init__(self):
-        if self.x0_base != "none" and self.prediction_type != "sample":
+        if self.x0_base in ("warp", "warp_full") and self.prediction_type != "sample":
             raise ValueError(f"x0_base={self.x0_base!r} makes the denoiser predict the clean image: set prediction_type="
                              f"'sample' (got {self.prediction_type!r})")
         if self.prediction_type not in ("epsilon", "v_prediction", "sample"):
@@ -123,7 +124,7 @@ class RePoseModel(nn.Module):
         alignment = self.alignment(source, source_pose, target_pose, iterations, init)
         if not self.config.use_alignment:  # ablation: keep the tokens, drop the aligned residuals (and the warp)
             alignment.features = [torch.zeros_like(f) for f in alignment.features]
-            if self.config.x0_base != "none":  # no warp to build on either
+            if self.config.x0_base != "none":  # no warp to build on (or to add back) either
                 alignment.mask = torch.zeros_like(alignment.mask)
                 alignment.warped = torch.zeros_like(alignment.warped)
         return alignment
@@ -164,6 +165,11 @@ class RePoseModel(nn.Module):
             else:
                 inner = self.condition(src, sp_m, tp_m, k)
         return PoseAlignment(inner, frame, sp_m, tp_m, k)
+
+    def offset(self, alignment: Alignment) -> torch.Tensor | float:
+        """What the sampled variable is relative to: the warped source for ``x0_base="residual"`` (the model
+        diffuses the image minus the warp), else 0 (the image itself)."""
+        return alignment.warped if self.config.x0_base == "residual" else 0.0
 
     # --- sampling ---------------------------------------------------------------------------------------
     def denoise_fn(self, alignment: Alignment, cfg: float) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
@@ -210,14 +216,21 @@ class RePoseModel(nn.Module):
             noise = torch.randn((1 if shared_noise else b, *frame), generator=gen).expand(b, -1, -1, -1)
             noise = noise.to(self.device, self.dtype)
         denoise = self.denoise_fn(alignment.inner, cfg)
+        off = self.offset(alignment.inner)
         hook = None
         if guidance is not None:
             hook = guidance.x0_hook(self, alignment)
             if hook is None:  # the reference mode differentiates through the denoiser instead
                 denoise = guidance.wrap_denoise(self, alignment, denoise, sched)
+            elif self.config.x0_base == "residual":  # guidance reads images: the residual plus the warp
+                image_hook = hook
+                hook = lambda x0, i, t: image_hook(x0 + off, i, t) - off  # noqa: E731
+        if callback is not None and self.config.x0_base == "residual":
+            user_callback = callback
+            callback = lambda d: user_callback({**d, "x": d["x"] + off, "denoised": d["denoised"] + off})  # noqa: E731
         step_gen = gen if "generator" in inspect.signature(sched.step).parameters else None
         x = sample(denoise, noise, sched, steps, generator=step_gen, callback=callback, interrupt=interrupt,
-                   x0_hook=hook)
+                   x0_hook=hook) + off
         return alignment.frame.image_out((x.clamp(-1, 1) + 1) / 2).float()
 
 

@@ -91,7 +91,7 @@ class Trainer:
         alignment = model.condition(batch["source"], batch["source_pose"], batch["target_pose"], self.cfg.iterations)
         sched = make_scheduler("dpmpp_2m", dict(model.train_scheduler.config))
         noise = torch.randn(batch["target"].shape, generator=torch.Generator().manual_seed(0)).to(self.device)
-        x = sample(model.denoise_fn(alignment, 2.0), noise, sched, self.cfg.sample_steps)
+        x = sample(model.denoise_fn(alignment, 2.0), noise, sched, self.cfg.sample_steps) + model.offset(alignment)
         h, w = x.shape[-2:]
         cols = [(batch["source"] + 1) / 2, render_skeleton(batch["target_pose"].cpu(), h, w).to(self.device),
                 (alignment.warped.clamp(-1, 1) + 1) / 2, (x.clamp(-1, 1) + 1) / 2, (batch["target"] + 1) / 2]

@@ -75,7 +75,7 @@ def diffusion_loss(model: RePoseModel, pred: torch.Tensor, x0: torch.Tensor, noi
     if kind == "epsilon":
         return F.mse_loss(pred.float(), noise.float())
     if kind == "sample":
-        if model.config.x0_base != "none":
+        if model.config.x0_base in ("warp", "warp_full"):
             c_out = model.denoiser.coefficients(t, x0)["c_out"].float().clamp_min(1e-3)
             return (((pred.float() - x0.float()) / c_out) ** 2).mean()
         return F.mse_loss(pred.float(), x0.float())
@@ -99,9 +99,10 @@ class TrainingStep(nn.Module):
         alignment = model.condition(src, batch["source_pose"], batch["target_pose"], cfg.iterations)
         sched = model.train_scheduler
         t, noise = rnd["t"], rnd["noise"]
-        x_t = sched.add_noise(tgt, noise, t)
+        x0 = tgt - (alignment.warped.detach() if model.config.x0_base == "residual" else 0.0)
+        x_t = sched.add_noise(x0, noise, t)
         pred = model.denoiser(x_t, t, alignment, rnd["keep"])
-        out = {"diffusion": diffusion_loss(model, pred, tgt, noise, t)}
+        out = {"diffusion": diffusion_loss(model, pred, x0, noise, t)}
         n = len(alignment.iterates)
         if n and model.config.use_alignment:
             seq, vis = src.new_zeros(()), src.new_zeros(())

@@ -111,15 +111,17 @@ def test_blazepose_pipeline_slice_on_a_photo():
                     [306.51758, 257.33609, 0.99755], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]], atol=0.05)
 
 
-@pytest.mark.parametrize("x0_base", ["none", "warp", "warp_full"])
+@pytest.mark.parametrize("x0_base", ["none", "warp", "warp_full", "residual"])
 def test_denoiser_slice(x0_base):
     """The whole RePoseDM model's denoiser (zero layers woken) on the alignment of the test pattern: v prediction
-    (the shipped demo's) and the warp-centred clean-image estimates (``x0_base="warp"``, ``"warp_full"``)."""
+    (the shipped demo's) and the warp-centred clean-image estimates (``x0_base="warp"``, ``"warp_full"``), and v prediction of the
+    residual image minus the warp (``"residual"``)."""
     import dataclasses
 
     from reposedm_core.models import RePoseModel
 
-    config = TINY if x0_base == "none" else dataclasses.replace(TINY, prediction_type="sample", x0_base=x0_base)
+    config = (TINY if x0_base == "none" else dataclasses.replace(TINY, x0_base=x0_base) if x0_base == "residual"
+              else dataclasses.replace(TINY, prediction_type="sample", x0_base=x0_base))
     torch.manual_seed(0)
     model = RePoseModel(config).eval()
     wake_zero_layers(model, std=0.05)
@@ -137,4 +139,6 @@ PINNED_DENOISER = {
     "warp": [0.07471, -0.47475, -0.94240, -1.35560, -1.05370, -1.00647, -1.21562, -1.20423, -0.83669, -1.17010,
              -1.90472, -0.52468],
     "warp_full": [-0.20814, -1.19356, -2.06403, -2.44324, -2.16920, -2.12402, -2.27222, -2.37482, -1.88472, -2.36956,
-                  -3.12458, -1.53250]}
+                  -3.12458, -1.53250],
+    "residual": [0.06359, 0.04715, 0.04089, -0.12275, -0.12048, -0.09250, -0.04824, -0.51289, -0.07620, 0.03219,
+                 -0.09305, -0.25629]}

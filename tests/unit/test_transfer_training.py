@@ -16,6 +16,7 @@ from harness.tiny_models import TINY
 
 WARP = dataclasses.replace(TINY, prediction_type="sample", x0_base="warp", prior_std=0.4)
 WARP_FULL = dataclasses.replace(WARP, x0_base="warp_full")
+RESIDUAL = dataclasses.replace(TINY, x0_base="residual")
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +61,27 @@ def test_whole_frame_warp_estimate_keeps_the_background_and_the_null_condition_k
         assert b.warped.abs().amax() == 0 and ablation.denoiser(x, t, b).abs().amax() < 0.02
 
 
+def test_a_residual_model_adds_the_warp_back_to_what_it_samples(pairs):
+    """``x0_base="residual"``: a denoiser that predicts a zero residual at every step samples exactly the warp
+    preview, and the per-step callback sees images (residual + warp), not residuals; training diffuses the
+    residual (its v target is built from ``target - warped``)."""
+    from reposedm_core.sampling.sampler import output_from_x0
+
+    torch.manual_seed(0)
+    model = RePoseModel(RESIDUAL).eval()
+    raw = pairs["raw"]
+    a = model.align(raw["source_image"], raw["source_keypoints"], raw["target_keypoints"])
+    sched = model.train_scheduler
+    model.denoise_fn = lambda alignment, cfg: (lambda x, t: output_from_x0(sched, torch.zeros_like(x), x, t))
+    seen = []
+    out = model.sample(a, steps=5, cfg=1.0, scheduler="ddim", callback=lambda d: seen.append(d["denoised"]))
+    assert (out - a.warped).abs().amax() < 1e-4
+    assert len(seen) == 5 and all((d - a.inner.warped).abs().amax() < 1e-5 for d in seen)
+    ablation = RePoseModel(dataclasses.replace(RESIDUAL, use_alignment=False))
+    b = ablation.condition(pairs["source"], pairs["source_pose"], pairs["target_pose"])
+    assert isinstance(ablation.offset(b), torch.Tensor) and ablation.offset(b).abs().amax() == 0
+
+
 def test_warp_loss_is_the_correction_error_in_unit_scale(pairs):
     torch.manual_seed(0)
     model = RePoseModel(WARP)
@@ -72,8 +94,9 @@ def test_warp_loss_is_the_correction_error_in_unit_scale(pairs):
 
 
 @pytest.mark.parametrize("config", [dataclasses.replace(TINY, prediction_type="epsilon"), TINY,
-                                    dataclasses.replace(TINY, prediction_type="sample"), WARP, WARP_FULL],
-                         ids=["epsilon", "v_prediction", "sample", "sample+warp", "sample+warp_full"])
+                                    dataclasses.replace(TINY, prediction_type="sample"), WARP, WARP_FULL, RESIDUAL],
+                         ids=["epsilon", "v_prediction", "sample", "sample+warp", "sample+warp_full",
+                              "v_prediction+residual"])
 def test_every_prediction_type_trains_and_samples_back_its_training_image(pairs, config):
     """Overfit one pair briefly, then read it back: the result must come out near the image trained on. Training
     a type against another type's target (e.g. ``sample`` against the noise) leaves a noise image.
