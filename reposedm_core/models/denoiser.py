@@ -42,6 +42,7 @@ from torch import nn
 from .alignment import POSE_CHANNELS, Alignment
 
 X0_BASES = ("none", "warp", "warp_full", "residual")
+WARP_CENTRED = ("warp", "warp_full")  # the x0 bases whose estimate is preconditioned around the warp (predict x0)
 
 
 def _zero_conv(cin: int, cout: int) -> nn.Conv2d:
@@ -89,7 +90,7 @@ class RePoseDenoiser(nn.Module):
         self.residual_proj = nn.ModuleList(_zero_conv(texture_channels[s], c)
                                            for s, c in zip(self.residual_scales, res_channels))
         self.mid_proj = _zero_conv(texture_channels[-1], block_channels[-1])
-        if x0_base in ("warp", "warp_full"):  # an untrained model's estimate is the best linear one: the warp at high noise
+        if x0_base in WARP_CENTRED:  # an untrained model's estimate is the best linear one: the warp at high noise
             nn.init.zeros_(self.unet.conv_out.weight)
             nn.init.zeros_(self.unet.conv_out.bias)
         self.token_proj = nn.Linear(texture_channels[-1], cross_attention_dim)

@@ -19,7 +19,7 @@ from torch import nn
 from ..pose.validate import check_keypoints
 from ..sampling.sampler import make_scheduler, sample
 from .alignment import Alignment, RecurrentPoseAlignment
-from .denoiser import RePoseDenoiser
+from .denoiser import WARP_CENTRED, RePoseDenoiser
 from .frame import Letterbox
 
 MIN_JOINTS = 4  # a pose with fewer confident joints cannot drive the alignment
@@ -47,7 +47,7 @@ class RePoseConfig:
     train_timesteps: int = 1000
 
     def __post_init__(self):
-        if self.x0_base in ("warp", "warp_full") and self.prediction_type != "sample":
+        if self.x0_base in WARP_CENTRED and self.prediction_type != "sample":
             raise ValueError(f"x0_base={self.x0_base!r} makes the denoiser predict the clean image: set prediction_type="
                              f"'sample' (got {self.prediction_type!r})")
         if self.prediction_type not in ("epsilon", "v_prediction", "sample"):
@@ -168,8 +168,8 @@ class RePoseModel(nn.Module):
 
     def offset(self, alignment: Alignment) -> torch.Tensor | float:
         """What the sampled variable is relative to: the warped source for ``x0_base="residual"`` (the model
-        diffuses the image minus the warp), else 0 (the image itself)."""
-        return alignment.warped if self.config.x0_base == "residual" else 0.0
+        diffuses the image minus the warp; detached: the warp is trained by the alignment losses only), else 0."""
+        return alignment.warped.detach() if self.config.x0_base == "residual" else 0.0
 
     # --- sampling ---------------------------------------------------------------------------------------
     def denoise_fn(self, alignment: Alignment, cfg: float) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:

@@ -25,6 +25,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..models import RePoseModel, save_model
+from ..models.denoiser import WARP_CENTRED
 from ..models.flow import body_weight, warp
 from .config import TrainConfig, load_config
 from .data import make_source
@@ -75,7 +76,7 @@ def diffusion_loss(model: RePoseModel, pred: torch.Tensor, x0: torch.Tensor, noi
     if kind == "epsilon":
         return F.mse_loss(pred.float(), noise.float())
     if kind == "sample":
-        if model.config.x0_base in ("warp", "warp_full"):
+        if model.config.x0_base in WARP_CENTRED:
             c_out = model.denoiser.coefficients(t, x0)["c_out"].float().clamp_min(1e-3)
             return (((pred.float() - x0.float()) / c_out) ** 2).mean()
         return F.mse_loss(pred.float(), x0.float())
@@ -99,7 +100,7 @@ class TrainingStep(nn.Module):
         alignment = model.condition(src, batch["source_pose"], batch["target_pose"], cfg.iterations)
         sched = model.train_scheduler
         t, noise = rnd["t"], rnd["noise"]
-        x0 = tgt - (alignment.warped.detach() if model.config.x0_base == "residual" else 0.0)
+        x0 = tgt - model.offset(alignment)  # the image, or the image minus the warp (x0_base="residual")
         x_t = sched.add_noise(x0, noise, t)
         pred = model.denoiser(x_t, t, alignment, rnd["keep"])
         out = {"diffusion": diffusion_loss(model, pred, x0, noise, t)}
