@@ -51,7 +51,7 @@ def main() -> None:
         results = {}
         for warm in (False, True):
             a = model.align(src, sp, seq["poses"], warm_start=warm)
-            out = model.sample(a, steps=args.steps, cfg=2.0, seed=0, shared_noise=True)
+            out = model.sample(a, steps=args.steps, seed=0, shared_noise=True)
             tag = "warm" if warm else "cold"
             rows[f"warp_{tag}"].append(change(a.warped))
             rows[f"out_{tag}"].append(change(out))

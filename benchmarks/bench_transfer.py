@@ -20,6 +20,7 @@ import torch
 
 from reposedm_core.data.synthetic import SyntheticWorld
 from reposedm_core.models import load_model
+from reposedm_core.sampling import DEFAULT_CFG, DEFAULT_SCHEDULER
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -87,7 +88,7 @@ def comfy_vs_direct(model_path, steps: int, repeats: int) -> tuple[float, float]
         a = model.align(src["image"], src["keypoints"], tgt["keypoints"])
         previews = (a.warped, render_skeleton(tgt["keypoints"], 256, 176))  # the align node's two image outputs
         marks.append(time.perf_counter())
-        image = model.sample(a, steps=steps, cfg=2.0, seed=i)[0]
+        image = model.sample(a, steps=steps, seed=i)[0]
         marks.append(time.perf_counter())
         save_png(image, "/tmp/bench_direct.png")
         marks.append(time.perf_counter())
@@ -105,7 +106,7 @@ def comfy_vs_direct(model_path, steps: int, repeats: int) -> tuple[float, float]
                     "model": ["3", 0], "source_image": ["1", 0], "source_pose": ["1", 1], "target_pose": ["2", 1],
                     "iterations": model.config.iterations, "person_index": 0, "warm_start": True}},
                 "5": {"class_type": "RePoseSampler", "inputs": {"model": ["3", 0], "alignment": ["4", 0], "seed": i,
-                                                                "steps": steps, "cfg": 2.0, "scheduler": "dpmpp_2m",
+                                                                "steps": steps, "cfg": DEFAULT_CFG, "scheduler": DEFAULT_SCHEDULER,
                                                                 "shared_noise": False}},
                 "6": {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": "bench"}}}
 
@@ -153,8 +154,9 @@ def main() -> None:
     a = model.align(pairs["source_image"][:1], pairs["source_keypoints"][:1], pairs["target_keypoints"][:1])
     per_image = timed(lambda: model.sample(model.align(pairs["source_image"][:1], pairs["source_keypoints"][:1],
                                                        pairs["target_keypoints"][:1]),
-                                           steps=args.steps, cfg=2.0, seed=0), args.repeats)
-    print(f"demo: {per_image:.2f} s per image (align + {args.steps} steps, cfg 2, median of {args.repeats})")
+                                           steps=args.steps, seed=0), args.repeats)
+    print(f"demo: {per_image:.2f} s per image (align + {args.steps} {DEFAULT_SCHEDULER} steps, cfg {DEFAULT_CFG:g}, "
+          f"median of {args.repeats})")
     from reposedm_core.estimator import load_estimator
     from reposedm_core.field import load_pose_field
     from reposedm_core.guidance import PoseFieldGuidance
@@ -164,7 +166,7 @@ def main() -> None:
     for i in range(args.repeats):
         for runs, g in ((plain, None), (guided, guide)):
             t0 = time.perf_counter()
-            model.sample(a, steps=args.steps, cfg=2.0, seed=i, guidance=g)
+            model.sample(a, steps=args.steps, seed=i, guidance=g)
             runs.append(time.perf_counter() - t0)
     gp, gg = statistics.median(plain), statistics.median(guided)
     print(f"guidance (window {guide.start}-{guide.end}): unguided {gp:.2f} s, guided {gg:.2f} s, ratio {gg / gp:.3f}")

@@ -16,8 +16,9 @@ import threading
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
 from harness.comfy_server import ComfyServer  # noqa: E402
+from reposedm_core.sampling import DEFAULT_CFG, DEFAULT_SCHEDULER  # noqa: E402
 
 log = logging.getLogger("soak")
 
@@ -32,7 +33,7 @@ def prompt(i: int, steps: int, model: str) -> dict:
                 "model": ["3", 0], "source_image": ["1", 0], "source_pose": ["1", 1], "target_pose": ["2", 1],
                 "iterations": 3, "person_index": 0, "warm_start": True}},
             "5": {"class_type": "RePoseSampler", "inputs": {"model": ["3", 0], "alignment": ["4", 0], "seed": i,
-                                                            "steps": steps, "cfg": 2.0, "scheduler": "dpmpp_2m",
+                                                            "steps": steps, "cfg": DEFAULT_CFG, "scheduler": DEFAULT_SCHEDULER,
                                                             "shared_noise": False}},
             "6": {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": "soak"}}}
 

@@ -9,7 +9,7 @@ from comfy_api.latest import io
 
 from ..reposedm_core.models.frame import Letterbox
 from ..reposedm_core.pose import load_pose_keypoint, render_skeleton
-from ..reposedm_core.sampling import SCHEDULERS
+from ..reposedm_core.sampling import DEFAULT_CFG, DEFAULT_SCHEDULER, DEFAULT_STEPS, SCHEDULERS
 from ._common import CATEGORY, PoseKeypoint, image_from_core, image_to_core, schema
 
 log = logging.getLogger("reposedm")
@@ -161,10 +161,10 @@ class RePoseSampler(io.ComfyNode):
                 ReposeAlignment.Input("alignment", tooltip="From Recurrent Pose Align."),
                 io.Int.Input("seed", default=0, min=0, max=2**63 - 1, control_after_generate=True,
                              tooltip="Noise seed; the same seed and inputs give the same image."),
-                io.Int.Input("steps", default=20, min=1, max=200, tooltip="Sampling steps."),
-                io.Float.Input("cfg", default=2.0, min=0.0, max=10.0, step=0.1,
+                io.Int.Input("steps", default=DEFAULT_STEPS, min=1, max=200, tooltip="Sampling steps."),
+                io.Float.Input("cfg", default=DEFAULT_CFG, min=0.0, max=10.0, step=0.1,
                                tooltip="Classifier-free guidance on the source appearance; 1 disables it."),
-                io.Combo.Input("scheduler", options=sorted(SCHEDULERS), default="dpmpp_2m",
+                io.Combo.Input("scheduler", options=sorted(SCHEDULERS), default=DEFAULT_SCHEDULER,
                                tooltip="diffusers scheduler used for sampling."),
                 ReposeGuidance.Input("guidance", optional=True,
                                      tooltip="Optional pose-field guidance (Pose Field Guidance node)."),

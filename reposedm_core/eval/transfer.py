@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 
 from ..data.synthetic import SyntheticWorld
+from ..sampling import DEFAULT_CFG, DEFAULT_SCHEDULER, DEFAULT_STEPS, SCHEDULERS
 from .metrics import markdown_table
 
 log = logging.getLogger("reposedm.eval.transfer")
@@ -46,9 +47,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--x0-curve", action="store_true", help="one-step x0-estimate SSIM vs t, per model")
     p.add_argument("--grid", default=None, metavar="SCHEDULERS:CFGS",
                    help="sampler grid for the first model, e.g. dpmpp_2m,ddim,unipc,ddpm:1,1.5,2")
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--cfg", type=float, default=2.0)
-    p.add_argument("--scheduler", default="dpmpp_2m")
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS)
+    p.add_argument("--cfg", type=float, default=DEFAULT_CFG)
+    p.add_argument("--scheduler", default=DEFAULT_SCHEDULER, choices=sorted(SCHEDULERS))
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="outputs/transfer_eval.md")

@@ -2,7 +2,7 @@
 
     model = load_model()                                   # the shipped demo model
     alignment = model.align(source_image, source_pose, target_pose, iterations=3)
-    images = model.sample(alignment, steps=20, cfg=2.0, seed=0)
+    images = model.sample(alignment, seed=0)          # the default sampler: sampling.DEFAULT_*
 
 Images are ``[B, 3, H, W]`` float in 0..1 of any size (letterboxed into the model frame and back); poses are
 ``[B, 18, 3]`` pixels (x, y, confidence) in the source image's frame.
@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..pose.validate import check_keypoints
-from ..sampling.sampler import make_scheduler, sample
+from ..sampling.sampler import DEFAULT_CFG, DEFAULT_SCHEDULER, DEFAULT_STEPS, make_scheduler, sample
 from .alignment import Alignment, RecurrentPoseAlignment
 from .denoiser import WARP_CENTRED, RePoseDenoiser
 from .frame import Letterbox
@@ -188,8 +188,9 @@ class RePoseModel(nn.Module):
         return denoise
 
     @torch.inference_mode()
-    def sample(self, alignment: PoseAlignment, steps: int = 20, cfg: float = 2.0, seed: int | Sequence[int] = 0,
-               scheduler: str = "dpmpp_2m", callback: Callable[[dict], None] | None = None,
+    def sample(self, alignment: PoseAlignment, steps: int = DEFAULT_STEPS, cfg: float = DEFAULT_CFG,
+               seed: int | Sequence[int] = 0, scheduler: str = DEFAULT_SCHEDULER,
+               callback: Callable[[dict], None] | None = None,
                interrupt: Callable[[], None] | None = None, guidance=None, shared_noise: bool = False) -> torch.Tensor:
         """Images ``[B, 3, H, W]`` in 0..1 at the input size. Same seed, same inputs -> identical images.
 

@@ -19,6 +19,12 @@ SCHEDULERS: dict[str, tuple[str, dict[str, Any]]] = {
     "ddpm": ("DDPMScheduler", {}),
 }
 
+# The default sampler of the demo model (RePoseSampler, model.sample, make demo, the evaluations): the best
+# scheduler and cfg of a grid on the synthetic *validation* split (`eval transfer --split val --grid ...`).
+DEFAULT_SCHEDULER = "dpmpp_2m"
+DEFAULT_CFG = 2.0
+DEFAULT_STEPS = 20
+
 Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 X0Hook = Callable[[torch.Tensor, int, torch.Tensor], torch.Tensor]
 
