@@ -198,7 +198,8 @@ class RePoseModel(nn.Module):
         field guidance); ``callback`` gets ``{"x", "i", "t", "denoised"}`` in the model frame, [-1, 1].
         ``shared_noise``: one initial noise for the whole batch (steadier pose sequences).
         ``seed`` may be one int per item: each image's noise then depends on its own seed only, not on the batch
-        it is in (sharded evaluation); the stochastic ``ddpm`` scheduler's per-step noise still uses the first.
+        it is in (sharded evaluation). The stochastic ``ddpm`` scheduler's per-step noise follows the same rules:
+        each item's own seed, or one noise for the whole batch with ``shared_noise``.
         """
         if cfg < 0:
             raise ValueError(f"cfg must be >= 0, got {cfg}")
@@ -211,11 +212,14 @@ class RePoseModel(nn.Module):
                                  (" with shared_noise" if shared_noise else "") + "; give one seed per item")
             gens = [torch.Generator().manual_seed(int(s)) for s in seed]
             noise = torch.cat([torch.randn((1, *frame), generator=g) for g in gens]).to(self.device, self.dtype)
-            gen = gens[0]
+            step_gen: torch.Generator | list[torch.Generator] = gens
         else:
             gen = torch.Generator().manual_seed(int(seed))
             noise = torch.randn((1 if shared_noise else b, *frame), generator=gen).expand(b, -1, -1, -1)
             noise = noise.to(self.device, self.dtype)
+            step_gen = gen
+            if shared_noise:  # b generators in one state draw the same per-step noise for every item
+                step_gen = [torch.Generator().set_state(gen.get_state()) for _ in range(b)]
         denoise = self.denoise_fn(alignment.inner, cfg)
         off = self.offset(alignment.inner)
         hook = None
@@ -229,7 +233,8 @@ class RePoseModel(nn.Module):
         if callback is not None and self.config.x0_base == "residual":
             user_callback = callback
             callback = lambda d: user_callback({**d, "x": d["x"] + off, "denoised": d["denoised"] + off})  # noqa: E731
-        step_gen = gen if "generator" in inspect.signature(sched.step).parameters else None
+        if "generator" not in inspect.signature(sched.step).parameters:
+            step_gen = None
         x = sample(denoise, noise, sched, steps, generator=step_gen, callback=callback, interrupt=interrupt,
                    x0_hook=hook) + off
         return alignment.frame.image_out((x.clamp(-1, 1) + 1) / 2).float()

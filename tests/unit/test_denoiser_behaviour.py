@@ -83,6 +83,17 @@ def test_shared_noise_gives_one_initial_noise_to_the_whole_batch(model):
         model.sample(a, steps=1, seed=[1, 2], shared_noise=True)
 
 
+@pytest.mark.parametrize("scheduler", ["ddpm", "ddim"])
+def test_an_items_own_seed_gives_the_same_image_in_any_batch(model, scheduler):
+    """Per-item seeds (sharded evaluation): an image depends on its own seed only, also with the stochastic ddpm
+    scheduler, whose per-step noise used to come from the first item's seed."""
+    a = _align(model, (0.0, 0.0))
+    alone = model.sample(_align(model, (0.0,)), steps=3, cfg=1.0, seed=[5], scheduler=scheduler)
+    pair = model.sample(a, steps=3, cfg=1.0, seed=[9, 5], scheduler=scheduler)
+    assert torch.allclose(pair[1], alone[0], atol=1e-5)
+    assert (pair[0] - pair[1]).abs().mean() > 1e-3
+
+
 def test_fp16_on_the_cpu_runs_and_stays_close_to_fp32(model):
     """LoadRePoseModel loads the model in fp16 on a GPU that ComfyUI deems fp16-capable; the same code runs in
     fp16 on the CPU (torch >= 2.1), so the CPU can check it."""
