@@ -51,11 +51,13 @@ def test_high_frequency_energy_sees_speckle_and_blur():
 
 
 def test_shipped_demo_model_quality_floors():
-    """Measured with this code on the shipped model (8 test pairs, 10 dpmpp_2m steps, cfg 2): warp preview
-    SSIM 0.727, result 0.568 (48 pairs / 20 steps: 0.736 / 0.604). Floors with a margin; a broken alignment,
-    denoiser or sampler falls far below them."""
+    """Measured with this code on the shipped model (8 test pairs, 10 steps of the default sampler, ddpm at cfg 1):
+    warp preview SSIM 0.736, result 0.711 (48 pairs / 20 steps: 0.748 / 0.736). The result stays within 0.05 of
+    its own warp -- the previous demo model (v prediction of the whole image) fell 0.16 below it, and a broken
+    alignment, denoiser, residual offset or sampler falls further."""
     from reposedm_core.eval.transfer import generate, image_metrics, warp_previews
     from reposedm_core.models import load_model
+    from reposedm_core.sampling import DEFAULT_CFG, DEFAULT_SCHEDULER
 
     model = load_model()
     pairs = SyntheticWorld("test", height=model.config.height, width=model.config.width,
@@ -63,9 +65,9 @@ def test_shipped_demo_model_quality_floors():
     warp = image_metrics(warp_previews(model, pairs), pairs["target_image"])["ssim"]
 
     class Args:
-        batch, steps, cfg, seed, scheduler = 8, 10, 2.0, 0, "dpmpp_2m"
+        batch, steps, cfg, seed, scheduler = 8, 10, DEFAULT_CFG, 0, DEFAULT_SCHEDULER
 
     images, _ = generate(model, pairs, None, Args())
     result = image_metrics(images, pairs["target_image"], pairs["target_mask"])
     assert warp > 0.68, warp
-    assert result["ssim"] > 0.50, result
+    assert result["ssim"] > warp - 0.05, (result, warp)
