@@ -14,8 +14,10 @@ video shows three people, not all of them found in every frame); ``--max-pairs``
 Rows, same pairs for every row: the model's alignment at its default iterations (the learned refinement), at
 ``iterations=0`` (the analytic per-limb flow it starts from), and a per-limb similarity warp with a hard
 nearest-bone assignment (each target pixel takes exactly one bone's similarity transform) — the classical
-baseline. Metrics: masked SSIM (both images multiplied by the target's BlazePose mask, then SSIM of the papers'
-evaluation code) and masked L1.
+baseline. With ``--results``, also the model's sampled image (default alignment, the default sampler) -- what a real
+photo through the demo model becomes. Metrics: masked SSIM (both images multiplied by the target's BlazePose
+mask, then SSIM of the papers' evaluation code) and masked L1; ``--save PNG`` writes a sheet of the first pairs
+(source | target frame | warp | result per model) to look at.
 """
 from __future__ import annotations
 
@@ -38,6 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stride", type=int, default=6, help="read every N-th frame")
     p.add_argument("--gap", type=int, default=12, help="least frames between source and target")
     p.add_argument("--max-pairs", type=int, default=120)
+    p.add_argument("--results", action="store_true", help="also sample each model (default sampler) and score it")
+    p.add_argument("--save", default=None, metavar="PNG", help="a sheet of the first 6 pairs")
     p.add_argument("--out", default="outputs/align_real.md")
 
 
@@ -186,6 +190,7 @@ def run(args: argparse.Namespace) -> None:
     base = warp(src * 2 - 1, similarity_warp_flow(sp, tp, h, w))
     m = masked_scores((base.clamp(-1, 1) + 1) / 2, tgt, masks)
     rows.append(["per-limb similarity warp (hard assignment)", m["ssim"], m["l1"]])
+    sheet = [src[:6], tgt[:6]]
     for name, model in models.items():
         for iterations, label in ((None, f"{name}: default ({model.config.iterations} iterations)"),
                                   (0, f"{name}: iterations=0 (analytic flow)")):
@@ -194,6 +199,21 @@ def run(args: argparse.Namespace) -> None:
             m = masked_scores(warped, tgt, masks)
             rows.append([label, m["ssim"], m["l1"]])
             log.info("%s: %s", label, m)
+            if iterations is None:
+                sheet.append(warped[:6])
+        if args.results:
+            result = torch.cat([model.sample(model.align(src[i:i + 16], sp[i:i + 16], tp[i:i + 16]), seed=i)
+                                for i in range(0, len(src), 16)])
+            m = masked_scores(result, tgt, masks)
+            rows.append([f"{name}: sampled result (default sampler)", m["ssim"], m["l1"]])
+            log.info("%s result: %s", name, m)
+            sheet.append(result[:6])
+    if args.save:
+        from ..utils.images import save_grid
+
+        save_grid(torch.stack(sheet, 1).flatten(0, 1), args.save, ncol=len(sheet))
+        log.info("wrote %s (columns: source | target frame | per model: warp%s)", args.save,
+                 " | result" if args.results else "")
     table = markdown_table(["alignment", "masked SSIM", "masked L1"], rows)
     report = (f"# Alignment on real photos\n\n{Path(args.video).name}: {len(pairs)} same-person pairs from "
               f"{len(usable)} usable frames (every {args.stride}th, >= {args.gap} frames apart), {h}x{w} crops; "
