@@ -200,3 +200,25 @@ def test_real_video_tracks_split_people_and_crops_map_poses():
     p = pose_in_box(kp, box, 48, 32)
     x, y = int(round(float(p[-1, 0]))), int(round(float(p[-1, 1])))
     assert out[0, y, x] > 0.5 and out[0].sum() < 12
+
+
+def test_eval_align_scores_and_shows_the_sampled_result_on_real_video_pairs(tmp_path):
+    """`eval align --results --save` on a few real sports2d pairs: a row for the model's sampled image next to the
+    warps, every score a number in range, and a sheet of source | target | warp | result."""
+    import re
+
+    from PIL import Image
+
+    from reposedm_core.eval.__main__ import main
+    from harness.photos import PHOTOS, _missing
+
+    if not (PHOTOS / "demo.mp4").is_file():
+        _missing(str(PHOTOS / "demo.mp4"))
+    out, sheet = tmp_path / "align.md", tmp_path / "sheet.png"
+    main(["align", "--video", str(PHOTOS / "demo.mp4"), "--model", "shipped=shipped", "--results", "--stride", "30",
+          "--gap", "30", "--max-pairs", "2", "--save", str(sheet), "--out", str(out)])
+    rows = dict(re.findall(r"^\| (.+?) \| ([0-9.]+) \| [0-9.]+ \|$", out.read_text(), re.M))
+    assert set(rows) == {"per-limb similarity warp (hard assignment)", "shipped: default (3 iterations)",
+                         "shipped: iterations=0 (analytic flow)", "shipped: sampled result (default sampler)"}, rows
+    assert all(0.3 < float(v) <= 1 for v in rows.values()), rows
+    assert Image.open(sheet).size == (4 * 64 + 5 * 2, 2 * 96 + 3 * 2)
