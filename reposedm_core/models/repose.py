@@ -228,8 +228,7 @@ class RePoseModel(nn.Module):
             if hook is None:  # the reference mode differentiates through the denoiser instead
                 denoise = guidance.wrap_denoise(self, alignment, denoise, sched)
             elif self.config.x0_base == "residual":  # guidance reads images: the residual plus the warp
-                image_hook = hook
-                hook = lambda x0, i, t: image_hook(x0 + off, i, t) - off  # noqa: E731
+                hook = _relative_hook(hook, off)
         if callback is not None and self.config.x0_base == "residual":
             user_callback = callback
             callback = lambda d: user_callback({**d, "x": d["x"] + off, "denoised": d["denoised"] + off})  # noqa: E731
@@ -238,6 +237,17 @@ class RePoseModel(nn.Module):
         x = sample(denoise, noise, sched, steps, generator=step_gen, callback=callback, interrupt=interrupt,
                    x0_hook=hook) + off
         return alignment.frame.image_out((x.clamp(-1, 1) + 1) / 2).float()
+
+
+def _relative_hook(image_hook: Callable, off: torch.Tensor) -> Callable:
+    """An x0 hook on images for a model that samples ``x0 - off``; a step the image hook leaves alone (it returns
+    its input) returns the residual itself, so it stays bit-identical to unguided sampling."""
+    def hook(x0: torch.Tensor, i: int, t: torch.Tensor) -> torch.Tensor:
+        image = x0 + off
+        corrected = image_hook(image, i, t)
+        return x0 if corrected is image else corrected - off
+
+    return hook
 
 
 def _cat_alignments(parts: list[Alignment]) -> Alignment:

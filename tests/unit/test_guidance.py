@@ -1,6 +1,8 @@
 """Pose-field gradient guidance: the loss, the x0 correction, the window, the reference mode, inference mode."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -53,10 +55,11 @@ def test_one_x0_correction_lowers_the_pose_loss(nets, pair):
     assert grad.abs().sum() > 0 and torch.isfinite(grad).all()
 
 
-def test_guided_sampling_runs_in_the_window_only_and_under_inference_mode(nets, pair):
+@pytest.mark.parametrize("x0_base", ["none", "residual"])
+def test_guided_sampling_runs_in_the_window_only_and_under_inference_mode(nets, pair, x0_base):
     field, estimator = nets
     torch.manual_seed(0)
-    model = RePoseModel(TINY).eval()
+    model = RePoseModel(dataclasses.replace(TINY, x0_base=x0_base)).eval()
     a = model.align(pair["source_image"][:2], pair["source_keypoints"][:2], pair["target_keypoints"][:2])
     g = PoseFieldGuidance(field, estimator, scale=1.0, start=0.0, end=0.5)
     with torch.inference_mode():  # as ComfyUI runs prompts
