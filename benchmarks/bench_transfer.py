@@ -106,8 +106,8 @@ def comfy_vs_direct(model_path, steps: int, repeats: int) -> tuple[float, float]
                     "model": ["3", 0], "source_image": ["1", 0], "source_pose": ["1", 1], "target_pose": ["2", 1],
                     "iterations": model.config.iterations, "person_index": 0, "warm_start": True}},
                 "5": {"class_type": "RePoseSampler", "inputs": {"model": ["3", 0], "alignment": ["4", 0], "seed": i,
-                                                                "steps": steps, "cfg": DEFAULT_CFG, "scheduler": DEFAULT_SCHEDULER,
-                                                                "shared_noise": False}},
+                                                                "steps": steps, "cfg": DEFAULT_CFG,
+                                                                "scheduler": DEFAULT_SCHEDULER, "shared_noise": False}},
                 "6": {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": "bench"}}}
 
     with ComfyServer(threads=torch.get_num_threads()) as comfy:

@@ -33,8 +33,8 @@ def prompt(i: int, steps: int, model: str) -> dict:
                 "model": ["3", 0], "source_image": ["1", 0], "source_pose": ["1", 1], "target_pose": ["2", 1],
                 "iterations": 3, "person_index": 0, "warm_start": True}},
             "5": {"class_type": "RePoseSampler", "inputs": {"model": ["3", 0], "alignment": ["4", 0], "seed": i,
-                                                            "steps": steps, "cfg": DEFAULT_CFG, "scheduler": DEFAULT_SCHEDULER,
-                                                            "shared_noise": False}},
+                                                            "steps": steps, "cfg": DEFAULT_CFG,
+                                                            "scheduler": DEFAULT_SCHEDULER, "shared_noise": False}},
             "6": {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": "soak"}}}
 
 

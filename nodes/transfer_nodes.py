@@ -165,8 +165,8 @@ class RePoseSampler(io.ComfyNode):
                 io.Float.Input("cfg", default=DEFAULT_CFG, min=0.0, max=10.0, step=0.1,
                                tooltip="Classifier-free guidance on the source appearance; 1 disables it."),
                 io.Combo.Input("scheduler", options=sorted(SCHEDULERS), default=DEFAULT_SCHEDULER,
-                               tooltip="diffusers scheduler used for sampling. The default (with cfg 1) measured best for "
-                                       "the shipped demo model on held-out validation people."),
+                               tooltip="diffusers scheduler used for sampling. The default (with cfg 1) measured "
+                                       "best for the shipped demo model on held-out validation people."),
                 ReposeGuidance.Input("guidance", optional=True,
                                      tooltip="Optional pose-field guidance (Pose Field Guidance node)."),
                 io.Boolean.Input("shared_noise", default=False,

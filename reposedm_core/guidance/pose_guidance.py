@@ -167,8 +167,8 @@ class PoseFieldGuidance:
                 xt = x.detach().clone().requires_grad_(True)
                 out = denoise(xt, t.clone())
                 x0 = x0_from_output(scheduler, out, xt, t.clone())
-                loss = guidance_loss(self.estimator, ((x0 + off).clamp(-1, 1) + 1) / 2, target.clone(), self.field.model,
-                                     self.target_weight, self.weights)
+                loss = guidance_loss(self.estimator, ((x0 + off).clamp(-1, 1) + 1) / 2, target.clone(),
+                                     self.field.model, self.target_weight, self.weights)
                 (g,) = torch.autograd.grad(loss.sum(), xt)
             self.stats.append((-1, float(loss.mean())))
             sigma = (1 - scheduler.alphas_cumprod[int(t)]).sqrt().to(x)

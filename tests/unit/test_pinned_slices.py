@@ -114,8 +114,8 @@ def test_blazepose_pipeline_slice_on_a_photo():
 @pytest.mark.parametrize("x0_base", ["none", "warp", "warp_full", "residual"])
 def test_denoiser_slice(x0_base):
     """The whole RePoseDM model's denoiser (zero layers woken) on the alignment of the test pattern: v prediction
-    (the shipped demo's) and the warp-centred clean-image estimates (``x0_base="warp"``, ``"warp_full"``), and v prediction of the
-    residual image minus the warp (``"residual"``)."""
+    of the image, the warp-centred clean-image estimates (``x0_base="warp"``, ``"warp_full"``), and v prediction of
+    the residual image minus the warp (``"residual"``, the shipped demo's)."""
     import dataclasses
 
     from reposedm_core.models import RePoseModel
