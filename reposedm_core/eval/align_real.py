@@ -194,16 +194,17 @@ def run(args: argparse.Namespace) -> None:
     for name, model in models.items():
         for iterations, label in ((None, f"{name}: default ({model.config.iterations} iterations)"),
                                   (0, f"{name}: iterations=0 (analytic flow)")):
-            warped = torch.cat([model.align(src[i:i + 16], sp[i:i + 16], tp[i:i + 16], iterations=iterations).warped
-                                for i in range(0, len(src), 16)])
+            chunks = {i: model.align(src[i:i + 16], sp[i:i + 16], tp[i:i + 16], iterations=iterations)
+                      for i in range(0, len(src), 16)}
+            warped = torch.cat([a.warped for a in chunks.values()])
             m = masked_scores(warped, tgt, masks)
             rows.append([label, m["ssim"], m["l1"]])
             log.info("%s: %s", label, m)
             if iterations is None:
                 sheet.append(warped[:6])
+                default = chunks      # the alignments the result is sampled from
         if args.results:
-            result = torch.cat([model.sample(model.align(src[i:i + 16], sp[i:i + 16], tp[i:i + 16]), seed=i)
-                                for i in range(0, len(src), 16)])
+            result = torch.cat([model.sample(a, seed=i) for i, a in default.items()])
             m = masked_scores(result, tgt, masks)
             rows.append([f"{name}: sampled result (default sampler)", m["ssim"], m["l1"]])
             log.info("%s result: %s", name, m)
