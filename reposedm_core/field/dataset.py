@@ -38,6 +38,9 @@ class FieldData:
     valid_kp: torch.Tensor    # [Nv, 18, 3] pixels
     bad_kp: torch.Tensor      # [Nc, 18, 3] pixels
     source_kp: torch.Tensor   # [Nc, 18, 3] pixels: the valid pose each corruption came from
+    # [Nv] the corrupted poses' target measured on the valid (jittered) poses, from their own bodies; only with
+    # build(valid_targets=True): what an oracle that knows each pose's body would score (evaluation)
+    valid_target: torch.Tensor | None = None
 
 
 def jitter(kp: torch.Tensor, gen: torch.Generator, return_allowance: bool = False):
@@ -58,14 +61,17 @@ def jitter(kp: torch.Tensor, gen: torch.Generator, return_allowance: bool = Fals
 
 
 def build(seed: int, n: int, bank_size: int, height: int = 256, width: int = 176, chunk: int = 20000,
-          progress=None, fit_steps: int = 40) -> FieldData:
+          progress=None, fit_steps: int = 40, valid_targets: bool = False) -> FieldData:
     """n valid and about n corrupted poses (every kind x strength equally), from generator seed ``seed``.
 
     Corruptions that left the visible pose unchanged (e.g. a swapped joint that was not visible) are dropped.
+    ``valid_targets`` also measures the target distance of the valid poses (``FieldData.valid_target``); the
+    poses drawn are the same either way.
     """
     gen = torch.Generator().manual_seed(seed)
     bank = make_bank(gen, bank_size, height, width)
-    parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("valid", "bad", "src", "kind", "strength", "target")}
+    parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("valid", "bad", "src", "kind", "strength", "target",
+                                                            "valid_target")}
     combos = [(k, s) for k in range(len(KINDS)) for s in range(len(STRENGTHS))]
     done = 0
     while done < n:
@@ -73,7 +79,11 @@ def build(seed: int, n: int, bank_size: int, height: int = 256, width: int = 176
         bodies = sample_bodies(gen, m)
         kp = project(bodies, height=height, width=width, gen=gen)
         ok = (kp[..., 2] > 0).sum(-1) >= 4          # a pose the field can say something about
-        parts["valid"].append(jitter(kp, gen)[ok])
+        valid, v_allowance = jitter(kp, gen, return_allowance=True)
+        parts["valid"].append(valid[ok])
+        if valid_targets:
+            dist = target_distance(valid[ok], kp[ok], bank, bodies[ok], fit_steps)
+            parts["valid_target"].append((dist - v_allowance[ok]).clamp(0, MAX_TARGET))
         combo = torch.randint(0, len(combos), (m,), generator=gen)
         bad = torch.zeros_like(kp)
         for c, (k, s) in enumerate(combos):
@@ -100,4 +110,5 @@ def build(seed: int, n: int, bank_size: int, height: int = 256, width: int = 176
     vxy, vp = normalised(valid_kp)
     bxy, bp = normalised(bad_kp)
     return FieldData(vxy, vp, bxy, bp, torch.cat(parts["target"]), torch.cat(parts["kind"]),
-                     torch.cat(parts["strength"]), valid_kp, bad_kp, torch.cat(parts["src"]))
+                     torch.cat(parts["strength"]), valid_kp, bad_kp, torch.cat(parts["src"]),
+                     torch.cat(parts["valid_target"]) if valid_targets else None)

@@ -24,7 +24,7 @@ SEED, POSES, BANK, REPAIR = 424_242, 150, 500, 20
 
 @pytest.fixture(scope="module")
 def data():
-    return build(SEED, POSES, BANK)
+    return build(SEED, POSES, BANK, valid_targets=True)
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +50,9 @@ def _row(report: str, section: str, first: str) -> list[str]:
 def test_dataset_is_seeded_and_its_corruptions_are_real(data):
     again = build(7, 20, 200)
     assert torch.equal(again.bad_kp, build(7, 20, 200).bad_kp)                    # same seed, same poses
+    oracle = build(7, 20, 200, valid_targets=True)                                # measuring valid poses too
+    assert torch.equal(oracle.bad_kp, again.bad_kp) and torch.equal(oracle.valid_kp, again.valid_kp)
+    assert again.valid_target is None and oracle.valid_target.shape == (len(again.valid_kp),)
     assert not torch.equal(again.valid_kp, build(8, 20, 200).valid_kp)
     assert len(data.valid_kp) == POSES and ((data.valid_kp[..., 2] > 0).sum(-1) >= 4).all()
     q, present = normalised(data.bad_kp)
@@ -69,9 +72,16 @@ def test_report_counts_and_real_pose_pass_rate(report, data):
 
     kp = torch.stack([load_pose_keypoint([f], require_person=True)[0].keypoints[0] for f in frames])
     passing = field.distance(kp) < field.valid_threshold
-    row = _row(report, "Real human poses", "all")
+    row = _row(report, "Real human poses", "all readings")
     assert int(row[1]) == len(frames) and float(row[2]) == pytest.approx(float(passing.float().mean()), abs=1e-3)
     assert f"Rejected ({int((~passing).sum())})" in report
+    misread = torch.tensor([f.get("reading") == "misread" for f in frames])
+    assert 0 < int(misread.sum()) < len(frames) // 4                            # marked, and a minority
+    row = _row(report, "Real human poses", "all correct readings")              # the pass rate leaves them out
+    assert int(row[1]) == int((~misread).sum())
+    assert float(row[2]) == pytest.approx(float(passing[~misread].float().mean()), abs=1e-3)
+    rejected = float(re.search(r"Misreadings[^\n]*? (\d\.\d+) rejected", report).group(1))
+    assert rejected == pytest.approx(float((~passing[misread]).float().mean()), abs=1e-3)
 
 
 def test_report_auroc_and_repair_rows_are_what_they_say(report, data):
@@ -92,8 +102,34 @@ def test_report_auroc_and_repair_rows_are_what_they_say(report, data):
     assert float(row[3]) == pytest.approx(float((after < field.valid_median).float().mean()), abs=1e-3)
     assert float(row[4]) == pytest.approx(float(field.distance(bad).mean()), abs=1e-3)
     assert float(row[5]) == pytest.approx(float(after.mean()), abs=1e-3)
+    section = "The field vs an oracle that knows each pose's body (medium corruptions)"
+    row = _row(report, section, "all kinds")
+    medium_all = data.strength == STRENGTHS.index("medium")
+    assert float(row[2]) == pytest.approx(auroc(f_valid, f_bad[medium_all]), abs=1e-3)
+    assert float(row[3]) == pytest.approx(auroc(data.valid_target, data.target[medium_all]), abs=1e-3)
     change = float(re.search(r"mean \|change\| = ([\d.e+-]+)", report).group(1))
     assert change < 1e-4                                               # the field is shift and scale invariant
+
+
+def test_hand_made_breakages_of_real_poses_are_reported_as_computed(report):
+    from reposedm_core.eval.field import break_by_hand
+    from reposedm_core.pose import load_pose_keypoint
+
+    field = load_pose_field()
+    frames = [f for f in json.loads(REAL_POSES.read_text())
+              if f["type"] == "standing" and f.get("reading") != "misread" and "," not in f["source"]]
+    kp = torch.stack([load_pose_keypoint([f], require_person=True)[0].keypoints[0] for f in frames])
+    kp = kp[(kp[..., 2] > 0).all(-1)]
+    broken = break_by_hand(kp, torch.Generator().manual_seed(SEED))
+    assert len(broken) == 6 and all(torch.equal(b[..., 2], kp[..., 2]) for b in broken.values())
+    bad = broken["forearm 3x too long"]
+    fixed = field.repair(bad)
+    row = _row(report, "Hand-made broken poses", "forearm 3x too long")
+    assert int(row[1]) == len(kp) > 10
+    flagged = (field.distance(bad) >= field.valid_threshold).float().mean()
+    assert float(row[2]) == pytest.approx(float(flagged), abs=1e-3)
+    below = (field.distance(fixed) < field.valid_median).float().mean()
+    assert float(row[5]) == pytest.approx(float(below), abs=1e-3)
 
 
 def test_sweep_figure_draws_each_series_where_its_values_are(tmp_path):
