@@ -77,7 +77,7 @@ class PoseField:
         return float(self.calibration.get("valid_p50", 0.5 * self.valid_threshold))
 
     def repair(self, keypoints, steps: int = 64, strength: float = 1.0, confidence_weight: float = 0.8,
-               tolerance: float | None = None, max_step: float = 0.25, patience: int = 4,
+               tolerance: float | None = None, max_step: float = 0.25, patience: int = 10,
                min_gain: float = 0.01) -> torch.Tensor:
         """Project poses onto the manifold of valid poses by weighted first-order steps.
 

@@ -168,6 +168,28 @@ def mirrored_limb(xy: torch.Tensor, present: torch.Tensor, strength: str, gen: t
     return out
 
 
+WIDTH_FACTOR = {"weak": 1.6, "medium": 2.2, "strong": 3.0}
+_GIRDLES = ((J["r_shoulder"], J["l_shoulder"], CHAINS["r_arm"], CHAINS["l_arm"]),
+            (J["r_hip"], J["l_hip"], CHAINS["r_leg"], CHAINS["l_leg"]))
+
+
+def torso_width(xy: torch.Tensor, present: torch.Tensor, strength: str, gen: torch.Generator) -> torch.Tensor:
+    """The shoulders or the hips pushed apart (WIDTH_FACTOR times their width), each carrying its limb.
+
+    Only wider: narrower is what a turn makes of a valid torso, so it is no corruption.
+    """
+    choice = _choose(len(xy), len(_GIRDLES), gen)
+    out = xy.clone()
+    for g, (a, b, chain_a, chain_b) in enumerate(_GIRDLES):
+        rows = (choice == g) & present[:, a] & present[:, b]
+        mid = (xy[:, a] + xy[:, b]) / 2
+        for end, chain in ((a, chain_a), (b, chain_b)):
+            push = (xy[:, end] - mid) * (WIDTH_FACTOR[strength] - 1)
+            for j in chain:
+                out[:, j] += push * (rows & present[:, j])[:, None]
+    return out
+
+
 CORRUPTIONS_2D: dict[str, Callable[..., torch.Tensor]] = {
     "joint_noise": joint_noise,
     "bone_length": bone_length,
@@ -177,4 +199,5 @@ CORRUPTIONS_2D: dict[str, Callable[..., torch.Tensor]] = {
     "shoulder_swap": shoulder_swap,
     "head_in_chest": head_in_chest,
     "mirrored_limb": mirrored_limb,
+    "torso_width": torso_width,
 }

@@ -1,10 +1,11 @@
 """Procedural training and evaluation data for the pose field (Pose-NDF recipe, in 2D).
 
 Valid poses are projections of in-limit 3D poses of the synthetic kinematic skeleton (varied proportions,
-camera views, partial visibility, cropped bodies). Corrupted poses come at graded strengths from six kinds:
-four made in 2D (``field.corrupt``) and two made in 3D before projection — rotations past a joint limit and
-impossible (hyper-extended) elbow/knee bends. Each corrupted pose gets the target distance
-``min(d(c, its valid source), min_bank d(c, b))`` (``field.distance``), in torso lengths.
+camera views, partial visibility, cropped bodies), with annotation jitter (``field.dataset``). Corrupted poses
+come at graded strengths from the eleven :data:`KINDS`: nine made in 2D (``field.corrupt``) and two made in 3D
+before projection -- rotations past a joint limit and impossible (hyper-extended) elbow/knee bends. Each
+corrupted pose gets the target distance ``min(d(c, its valid source), min_bank d(c, b), fitted d)``
+(``field.distance``, ``field.fit``), in body units.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from .fit import fit_distance
 from .model import TRAINING_SCALE, normalise, root_and_unit
 
 KINDS = ("joint_noise", "bone_length", "swap_sides", "detached_joint", "joint_limit", "impossible_bend",
-         "hip_swap", "shoulder_swap", "head_in_chest", "mirrored_limb")
+         "hip_swap", "shoulder_swap", "head_in_chest", "mirrored_limb", "torso_width")
 # Degrees past the limit for the 3D corruptions, per strength.
 PAST_LIMIT_DEG = {"weak": 15.0, "medium": 35.0, "strong": 60.0}
 # DOFs pushed past a limit (direction: +1 above the upper limit, -1 below the lower one).

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from reposedm_core.data.synthetic.poses import REALISTIC_EXTRA, pose_angles_from_uniforms, realistic_family
@@ -12,7 +13,7 @@ from reposedm_core.data.synthetic.skeleton import NUM_DOFS, within_limits
 from reposedm_core.eval.field import REAL_POSES
 from reposedm_core.field import data as D
 from reposedm_core.field import load_pose_field
-from reposedm_core.field.corrupt import head_in_chest, hip_swap
+from reposedm_core.field.corrupt import WIDTH_FACTOR, head_in_chest, hip_swap, torso_width
 from reposedm_core.field.dataset import jitter
 from reposedm_core.field.distance import aligned_distance
 from reposedm_core.pose import JOINT_INDEX as J
@@ -49,7 +50,13 @@ def test_realistic_cameras_cover_high_low_rolled_and_side_crops():
     bodies = D.sample_bodies(torch.Generator().manual_seed(2), 2000)
     cam = make_camera(bodies.cam_u, bodies.joints(), 256, 176, realistic=True)
     pitch, roll = torch.rad2deg(cam.pitch), torch.rad2deg(cam.roll)
-    assert pitch.min() < -45 and pitch.max() > 65 and roll.abs().max() > 20 and roll.abs().max() <= 30
+    assert pitch.min() < -45 and pitch.max() > 65 and roll.abs().max() > 170      # pictures turned by any angle
+    small = roll.abs() <= 30
+    assert 0.8 < float(small.float().mean()) < 0.92 and roll[small].abs().max() > 20   # most within +-30
+    turned = roll[~small]
+    assert (turned > 90).any() and (turned < -90).any()                             # both ways, upside down too
+    plain = make_camera(bodies.cam_u, bodies.joints(), 256, 176)                   # the other worlds: unchanged
+    assert torch.rad2deg(plain.roll).abs().max() <= 10
     kp = D.project(bodies)
     missing = kp[..., 2] == 0
     head_cut = missing[:, J["nose"]] & ~missing[:, J["r_ankle"]] & ~missing[:, J["l_ankle"]]
@@ -92,6 +99,17 @@ def test_new_corruptions_do_what_they_say():
     sunk = head_in_chest(xy, present, "medium", gen)
     below_neck = sunk[:, J["nose"], 1] > xy[:, J["neck"], 1]        # y down: the nose is below the neck
     assert below_neck[present[:, J["nose"]]].all()
+    wide = torso_width(xy, present, "medium", gen)
+
+    def width(p, a, b):
+        return (p[:, J[a]] - p[:, J[b]]).norm(dim=-1)
+
+    shoulders = width(wide, "r_shoulder", "l_shoulder") / width(xy, "r_shoulder", "l_shoulder")
+    hips = width(wide, "r_hip", "l_hip") / width(xy, "r_hip", "l_hip")
+    assert torch.allclose(torch.where(shoulders > 1.01, shoulders, hips), torch.tensor(WIDTH_FACTOR["medium"]))
+    assert ((shoulders > 1.01) ^ (hips > 1.01)).all()               # one girdle widened, the other left alone
+    arm = (wide[:, J["r_wrist"]] - wide[:, J["r_shoulder"]]) - (xy[:, J["r_wrist"]] - xy[:, J["r_shoulder"]])
+    assert arm.abs().max() < 1e-5                                   # the limbs carried along, not stretched
 
 
 def test_jittered_valid_poses_stay_valid_and_broken_ones_do_not():
@@ -101,10 +119,46 @@ def test_jittered_valid_poses_stay_valid_and_broken_ones_do_not():
     d_valid = field.distance(noisy)
     assert (d_valid < field.valid_threshold).float().mean() > 0.85
     gen = torch.Generator().manual_seed(2)
-    face = kp[:, J["nose"], 2] > 0                                  # a head in the chest needs a visible head
-    for kind, rows in (("hip_swap", slice(None)), ("shoulder_swap", slice(None)), ("head_in_chest", face)):
-        d_bad = field.distance(D.corrupt(bodies, kp, kind, "strong", gen))[rows]
-        assert (d_bad > field.valid_threshold).float().mean() > 0.85, kind
+    face = kp[:, J["nose"], 2] > 0
+    for kind in ("hip_swap", "shoulder_swap", "head_in_chest", "torso_width"):
+        bad = D.corrupt(bodies, kp, kind, "strong", gen)
+        q, present = D.normalised(bad)
+        moved = aligned_distance(q, D.normalised(kp)[0], present)
+        # a head in the chest needs a visible head; a widened torso seen from the side barely changes: judged
+        # where the corruption moved the pose by half a body unit or more
+        rows = face if kind == "head_in_chest" else (moved >= 0.5 if kind == "torso_width" else slice(None))
+        d_bad = field.distance(bad)[rows]
+        assert (d_bad > field.valid_threshold).float().mean() > 0.85, kind     # torso_width: 0.94 measured
+
+
+def _real_pose_script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "make_real_poses.py"
+    spec = importlib.util.spec_from_file_location("make_real_poses", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_misread_real_poses_are_marked_with_their_variants():
+    script = _real_pose_script()
+    frames = json.loads(REAL_POSES.read_text())
+    marked = [f for f in frames if f.get("reading") == "misread"]
+    bases = [f["source"] for f in marked if "," not in f["source"]]
+    assert len(bases) == len(script.MISREADS) and all(f["note"] for f in marked)
+    for f in marked:                                                # every variant of a misreading goes with it
+        assert f["source"].split(",")[0] in bases
+    assert len(marked) >= 3 * len(bases)                            # base + two turned (+ cropped when it can)
+    again = [dict(f) for f in frames]
+    assert script.label_misreads(again) == len(marked) and again == frames        # relabelling is idempotent
+    script.MISREADS[("skimage astronaut", 5)] = "no such reading"
+    try:
+        with pytest.raises(ValueError, match="does not have"):
+            script.label_misreads(again)
+    finally:
+        del script.MISREADS[("skimage astronaut", 5)]
 
 
 def test_most_real_poses_pass():
@@ -112,7 +166,30 @@ def test_most_real_poses_pass():
     frames = json.loads(REAL_POSES.read_text())
     kp = torch.stack([load_pose_keypoint([f])[0].keypoints[0] for f in frames])
     assert len(frames) > 300
-    assert (field.distance(kp) < field.valid_threshold).float().mean() > 0.9
+    passing = field.distance(kp) < field.valid_threshold
+    correct = torch.tensor([f.get("reading") != "misread" for f in frames])
+    assert passing[correct].float().mean() >= 0.95      # measured 0.962 (eval field); the issue's goal is 95 %
+    assert passing.float().mean() >= 0.95               # even counting BlazePose's misreadings (0.954)
+
+
+def test_real_poses_broken_by_hand_are_flagged_and_repaired():
+    """The breakages the issue tried by hand, on real readings: flagged, and repaired under the valid median
+    (eval field's hand-made table; legs crossed at the hips and widened shoulders barely change the profile
+    walkers that most of these readings are, so they are not asserted)."""
+    from reposedm_core.eval.field import break_by_hand
+
+    field = load_pose_field()
+    frames = [f for f in json.loads(REAL_POSES.read_text())
+              if f["type"] == "standing" and f.get("reading") != "misread" and "," not in f["source"]]
+    kp = torch.stack([load_pose_keypoint([f])[0].keypoints[0] for f in frames])
+    kp = kp[(kp[..., 2] > 0).all(-1)]
+    broken = break_by_hand(kp, torch.Generator().manual_seed(0))
+    for name, flagged, repaired in (("forearm 3x too long", 0.9, 0.9), ("hips above the neck", 0.9, 0.9),
+                                    ("head in the chest", 0.9, 0.5), ("heavy noise", 0.85, 0.85)):
+        bad = broken[name]
+        assert (field.distance(bad) >= field.valid_threshold).float().mean() >= flagged, name
+        after = field.distance(field.repair(bad))
+        assert (after < field.valid_median).float().mean() >= repaired, name
 
 
 def test_repair_moves_a_fully_confident_broken_pose_toward_a_real_body():

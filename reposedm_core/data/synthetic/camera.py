@@ -15,6 +15,7 @@ from .seeds import normal_from_uniform
 from .skeleton import SJ, matmul3, matvec3, rot_y, rot_z
 
 NUM_CAMERA_UNIFORMS = 20
+TURNED_SHARE = 0.15  # realistic world: share of pictures turned by any angle (see make_camera)
 FULL_BODY_FRACTION = 0.8
 
 
@@ -69,8 +70,8 @@ def make_camera(u: torch.Tensor, joints: torch.Tensor, height: int, width: int, 
     the head, so legs (and sometimes an arm) fall out of frame.
 
     ``realistic`` (the pose field's world): pitch from -60 (below) to +80 degrees (from above; half the shots
-    near eye level), roll up to +-30 degrees, camera 1.5..8 m away (perspective foreshortening), and 25 % crops
-    that cut the body on any side (top, bottom, left or right).
+    near eye level), roll up to +-30 degrees (and 15 % of pictures turned by any angle), camera 1.5..8 m away
+    (perspective foreshortening), and 25 % crops that cut the body on any side (top, bottom, left or right).
     """
     n = u.shape[0]
     u = u.to(torch.float64)
@@ -87,6 +88,12 @@ def make_camera(u: torch.Tensor, joints: torch.Tensor, height: int, width: int, 
         pitch = torch.where(u[:, 19] < 0.5, (math.radians(5) + math.radians(12) * z[:, 2]).clamp(
             math.radians(-60), math.radians(80)), wide)
         roll = (math.radians(12) * z[:, 3]).clamp(math.radians(-30), math.radians(30))
+        # TURNED_SHARE of the pictures are turned by any angle (a phone held sideways, a person lying on the
+        # floor or flipping in the air seen from above). The draw reuses u[:, 19] (its fraction within the
+        # pitch branch it picks is uniform and independent of that branch) and u[:, 3], so the uniforms of
+        # every other world, and their random streams, are unchanged.
+        turned = ((u[:, 19] % 0.5) * 2) < TURNED_SHARE
+        roll = torch.where(turned, math.pi * (2 * u[:, 3] - 1), roll)
         dist = 1.5 + 6.5 * u[:, 4]
     ys = joints[..., 1]
     target = 0.5 * (ys.amin(1) + ys.amax(1))
