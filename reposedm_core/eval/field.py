@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from ..field import load_pose_field
-from ..field.corrupt import STRENGTHS
+from ..field.corrupt import STRENGTHS, hip_swap
 from ..field.data import KINDS
 from ..field.data import normalised
 from ..field.dataset import build
@@ -150,9 +150,8 @@ def break_by_hand(kp: torch.Tensor, gen: torch.Generator) -> dict[str, torch.Ten
         arm = [J[f"{side}_shoulder"], J[f"{side}_elbow"], J[f"{side}_wrist"]]
         b[:, arm] += (3 * (xy[:, J[f"{side}_shoulder"]] - neck))[:, None]
     out["shoulders 4x too wide"] = b
-    b = xy.clone()                                            # the hips exchanged, the legs left where they were
-    b[:, [J["r_hip"], J["l_hip"]]] = xy[:, [J["l_hip"], J["r_hip"]]]
-    out["legs crossed at the hips"] = b
+    # the hips exchanged, the legs left where they were (the corruption kind's weak strength)
+    out["legs crossed at the hips"] = hip_swap(xy, kp[..., 2] > 0, "weak", gen)
     b = xy.clone()                                            # the head pushed down into the chest
     b[:, head] += (0.4 * (hips - neck) + neck - xy[:, J["nose"]])[:, None]
     out["head in the chest"] = b
@@ -160,21 +159,28 @@ def break_by_hand(kp: torch.Tensor, gen: torch.Generator) -> dict[str, torch.Ten
     return {name: torch.cat([v, kp[..., 2:]], -1) for name, v in out.items()}
 
 
-def handmade_report(field, path: str, seed: int) -> tuple[str, dict[str, float]]:
-    """Score and repair the hand-made breakages (:func:`break_by_hand`) of every correctly read, whole, standing
-    real pose. Returns the Markdown and {name: share repaired} ("repaired": flagged broken before, under the
-    valid median after, and nearer to the unbroken reading)."""
+def whole_standing_real_poses(path: str) -> torch.Tensor:
+    """Pixels ``[n, 18, 3]`` of the correctly read standing real poses (base readings, not their turned or
+    cropped variants) with every joint seen: what :func:`break_by_hand` breaks."""
     import json
 
     from ..pose import load_pose_keypoint
 
     frames = [f for f in json.loads(Path(path).read_text())
               if f["type"] == "standing" and f.get("reading") != "misread" and "," not in f["source"]]
-    kp = [load_pose_keypoint([f], require_person=True)[0].keypoints[0] for f in frames]
-    kp = torch.stack([k for k in kp if bool((k[:, 2] > 0).all())]) if kp else torch.zeros(0, 18, 3)
+    if not frames:
+        return torch.zeros(0, 18, 3)
+    kp = torch.stack([load_pose_keypoint([f], require_person=True)[0].keypoints[0] for f in frames])
+    return kp[(kp[..., 2] > 0).all(-1)]
+
+
+def handmade_report(field, path: str, seed: int) -> str:
+    """Score and repair the hand-made breakages (:func:`break_by_hand`) of :func:`whole_standing_real_poses`
+    ("repaired": flagged broken before, under the valid median after, and nearer to the unbroken reading)."""
+    kp = whole_standing_real_poses(path)
     if len(kp) == 0:
-        return "no whole standing real pose to break", {}
-    rows, shares = [], {}
+        return "no whole standing real pose to break"
+    rows = []
     q0, _ = normalised(kp)
     for name, bad in break_by_hand(kp, torch.Generator().manual_seed(seed)).items():
         fixed = field.repair(bad)
@@ -185,17 +191,16 @@ def handmade_report(field, path: str, seed: int) -> tuple[str, dict[str, float]]
             to_orig[when] = aligned_distance(q, q0, present)
         flagged = rep["field_before"] >= field.valid_threshold
         ok = flagged & (rep["field_after"] < field.valid_median) & (to_orig["after"] < to_orig["before"])
-        shares[name] = float(ok.float().mean())
         rows.append([name, len(kp), float(flagged.float().mean()), float(rep["field_before"].mean()),
                      float(rep["field_after"].mean()), float((rep["field_after"] < field.valid_median).float().mean()),
                      float(to_orig["before"].mean()), float(to_orig["after"].mean()),
-                     float(rep["nearest_before"].mean()), float(rep["nearest_after"].mean()), shares[name]])
+                     float(rep["nearest_before"].mean()), float(rep["nearest_after"].mean()), float(ok.float().mean())])
     return (markdown_table(["breakage", "poses", "flagged (>= valid p95)", "d before", "d after", "< valid median",
                             "to the reading before", "to the reading after", "bank nearest before",
                             "bank nearest after", "repaired"], rows)
             + f"\n\nThe {len(kp)} correctly read standing real poses with every joint seen, broken by hand; "
             "'to the reading' = aligned distance to the unbroken reading (body units); 'repaired' = flagged, under "
-            "the valid median after repair, and nearer to the unbroken reading."), shares
+            "the valid median after repair, and nearer to the unbroken reading.")
 
 
 def repair_report(field, data, n: int) -> str:
@@ -275,7 +280,7 @@ def run(args: argparse.Namespace) -> None:
         "## Mean predicted distance by strength\n\n" + mono,
         "## Calibration (corrupted poses)\n\n" + calibration_table(f_bad, data.target),
         "## Repair\n\n" + repair_report(field, data, args.repair_poses),
-        "## Hand-made broken poses\n\n" + handmade_report(field, args.real_poses, args.seed)[0],
+        "## Hand-made broken poses\n\n" + handmade_report(field, args.real_poses, args.seed),
         "## Invariance\n\n" + invariance_report(field, data, gap, args.seed),
     ])
     write_report(args.out, report, log)

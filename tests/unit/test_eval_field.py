@@ -112,14 +112,13 @@ def test_report_auroc_and_repair_rows_are_what_they_say(report, data):
 
 
 def test_hand_made_breakages_of_real_poses_are_reported_as_computed(report):
-    from reposedm_core.eval.field import break_by_hand
-    from reposedm_core.pose import load_pose_keypoint
+    from reposedm_core.eval.field import break_by_hand, whole_standing_real_poses
 
     field = load_pose_field()
-    frames = [f for f in json.loads(REAL_POSES.read_text())
-              if f["type"] == "standing" and f.get("reading") != "misread" and "," not in f["source"]]
-    kp = torch.stack([load_pose_keypoint([f], require_person=True)[0].keypoints[0] for f in frames])
-    kp = kp[(kp[..., 2] > 0).all(-1)]
+    kp = whole_standing_real_poses(REAL_POSES)
+    frames = json.loads(REAL_POSES.read_text())                    # what it selects, counted independently
+    assert len(kp) == sum(f["type"] == "standing" and f.get("reading") != "misread" and "," not in f["source"]
+                          and all(c > 0 for c in f["people"][0]["pose_keypoints_2d"][2::3]) for f in frames)
     broken = break_by_hand(kp, torch.Generator().manual_seed(SEED))
     assert len(broken) == 6 and all(torch.equal(b[..., 2], kp[..., 2]) for b in broken.values())
     bad = broken["forearm 3x too long"]

@@ -176,13 +176,10 @@ def test_real_poses_broken_by_hand_are_flagged_and_repaired():
     """The breakages the issue tried by hand, on real readings: flagged, and repaired under the valid median
     (eval field's hand-made table; legs crossed at the hips and widened shoulders barely change the profile
     walkers that most of these readings are, so they are not asserted)."""
-    from reposedm_core.eval.field import break_by_hand
+    from reposedm_core.eval.field import break_by_hand, whole_standing_real_poses
 
     field = load_pose_field()
-    frames = [f for f in json.loads(REAL_POSES.read_text())
-              if f["type"] == "standing" and f.get("reading") != "misread" and "," not in f["source"]]
-    kp = torch.stack([load_pose_keypoint([f])[0].keypoints[0] for f in frames])
-    kp = kp[(kp[..., 2] > 0).all(-1)]
+    kp = whole_standing_real_poses(REAL_POSES)
     broken = break_by_hand(kp, torch.Generator().manual_seed(0))
     for name, flagged, repaired in (("forearm 3x too long", 0.9, 0.9), ("hips above the neck", 0.9, 0.9),
                                     ("head in the chest", 0.9, 0.5), ("heavy noise", 0.85, 0.85)):
