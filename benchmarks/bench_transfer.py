@@ -20,7 +20,7 @@ import torch
 
 from reposedm_core.data.synthetic import SyntheticWorld
 from reposedm_core.models import load_model
-from reposedm_core.sampling import DEFAULT_CFG, DEFAULT_SCHEDULER
+from reposedm_core.sampling import DEFAULT_CFG, DEFAULT_DENOISE, DEFAULT_SCHEDULER
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -107,7 +107,8 @@ def comfy_vs_direct(model_path, steps: int, repeats: int) -> tuple[float, float]
                     "iterations": model.config.iterations, "person_index": 0, "warm_start": True}},
                 "5": {"class_type": "RePoseSampler", "inputs": {"model": ["3", 0], "alignment": ["4", 0], "seed": i,
                                                                 "steps": steps, "cfg": DEFAULT_CFG,
-                                                                "scheduler": DEFAULT_SCHEDULER, "shared_noise": False}},
+                                                                "scheduler": DEFAULT_SCHEDULER, "shared_noise": False,
+                                                                "denoise": DEFAULT_DENOISE}},
                 "6": {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": "bench"}}}
 
     with ComfyServer(threads=torch.get_num_threads()) as comfy:

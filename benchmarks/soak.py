@@ -18,7 +18,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 from harness.comfy_server import ComfyServer  # noqa: E402
-from reposedm_core.sampling import DEFAULT_CFG, DEFAULT_SCHEDULER  # noqa: E402
+from reposedm_core.sampling import DEFAULT_CFG, DEFAULT_DENOISE, DEFAULT_SCHEDULER  # noqa: E402
 
 log = logging.getLogger("soak")
 
@@ -34,7 +34,8 @@ def prompt(i: int, steps: int, model: str) -> dict:
                 "iterations": 3, "person_index": 0, "warm_start": True}},
             "5": {"class_type": "RePoseSampler", "inputs": {"model": ["3", 0], "alignment": ["4", 0], "seed": i,
                                                             "steps": steps, "cfg": DEFAULT_CFG,
-                                                            "scheduler": DEFAULT_SCHEDULER, "shared_noise": False}},
+                                                            "scheduler": DEFAULT_SCHEDULER, "shared_noise": False,
+                                                            "denoise": DEFAULT_DENOISE}},
             "6": {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": "soak"}}}
 
 

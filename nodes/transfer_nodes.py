@@ -9,7 +9,7 @@ from comfy_api.latest import io
 
 from ..reposedm_core.models.frame import Letterbox
 from ..reposedm_core.pose import load_pose_keypoint, render_skeleton
-from ..reposedm_core.sampling import DEFAULT_CFG, DEFAULT_SCHEDULER, DEFAULT_STEPS, SCHEDULERS
+from ..reposedm_core.sampling import DEFAULT_CFG, DEFAULT_DENOISE, DEFAULT_SCHEDULER, DEFAULT_STEPS, SCHEDULERS
 from ._common import CATEGORY, PoseKeypoint, image_from_core, image_to_core, schema
 
 log = logging.getLogger("reposedm")
@@ -172,12 +172,20 @@ class RePoseSampler(io.ComfyNode):
                 io.Boolean.Input("shared_noise", default=False,
                                  tooltip="Use the same starting noise for every image of the batch (steadier pose "
                                          "sequences); off = each image its own noise."),
+                io.Float.Input("denoise", default=DEFAULT_DENOISE, min=0.05, max=1.0, step=0.05, optional=True,
+                               tooltip="Share of the noise schedule to run, as KSampler's denoise: below 1 sampling "
+                                       "starts from the warped source noised to that level, keeping more of the "
+                                       "source's look; 1 = from pure noise. On held-out validation people the demo "
+                                       "model at 0.5 matched the truth's pixels slightly better (SSIM 0.770 vs "
+                                       "0.764) but the target pose less often (keypoints within 0.1 torso: 27 % vs "
+                                       "33 %), hence the default 1."),
             ],
             outputs=[io.Image.Output(display_name="image")],
         )
 
     @classmethod
-    def execute(cls, model, alignment, seed, steps, cfg, scheduler, guidance=None, shared_noise=False) -> io.NodeOutput:
+    def execute(cls, model, alignment, seed, steps, cfg, scheduler, guidance=None, shared_noise=False,
+                denoise=DEFAULT_DENOISE) -> io.NodeOutput:
         import comfy.model_management as mm
         import comfy.utils
 
@@ -196,7 +204,7 @@ class RePoseSampler(io.ComfyNode):
 
         images = model.sample(alignment, steps=steps, cfg=cfg, seed=seed, scheduler=scheduler, callback=callback,
                               interrupt=mm.throw_exception_if_processing_interrupted, guidance=guidance,
-                              shared_noise=shared_noise)
+                              shared_noise=shared_noise, denoise=denoise)
         return io.NodeOutput(image_from_core(images))
 
 

@@ -18,7 +18,7 @@ import torch
 
 from .data.synthetic import SyntheticWorld
 from .pose import frames_from_tensor, load_pose_keypoint, render_skeleton, to_pose_keypoint
-from .sampling import DEFAULT_CFG, DEFAULT_SCHEDULER, DEFAULT_STEPS, SCHEDULERS
+from .sampling import DEFAULT_CFG, DEFAULT_DENOISE, DEFAULT_SCHEDULER, DEFAULT_STEPS, SCHEDULERS
 from .utils.images import save_grid
 
 log = logging.getLogger("reposedm.demo")
@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS)
     parser.add_argument("--cfg", type=float, default=DEFAULT_CFG)
     parser.add_argument("--scheduler", default=DEFAULT_SCHEDULER, choices=sorted(SCHEDULERS))
+    parser.add_argument("--denoise", type=float, default=DEFAULT_DENOISE,
+                        help="share of the noise schedule to run, starting from the warp noised to it "
+                             "(ComfyUI's denoise; 1 = from pure noise)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", default=None, help="a RePoseDM .safetensors file (default: the shipped demo)")
     args = parser.parse_args(argv)
@@ -65,15 +68,15 @@ def main(argv: list[str] | None = None) -> Path:
         start = time.perf_counter()
         alignment = model.align(pairs["source_image"][i:i + 1], sk[i:i + 1], tk[i:i + 1])
         results.append(model.sample(alignment, steps=args.steps, cfg=args.cfg, seed=args.seed,
-                                    scheduler=args.scheduler))
+                                    scheduler=args.scheduler, denoise=args.denoise))
         seconds.append(time.perf_counter() - start)
         warped.append(alignment.warped)
     cols = [pairs["source_image"], render_skeleton(tk, 256, 176), torch.cat(warped), torch.cat(results),
             pairs["target_image"]]
     save_grid(torch.stack(cols, 1).flatten(0, 1), args.out, ncol=len(cols))
-    log.info("%d pose transfers, %d steps (%s), cfg %.1f: median %.2f s per image (%s threads); total %.1f s",
-             args.pairs, args.steps, args.scheduler, args.cfg, statistics.median(seconds), torch.get_num_threads(),
-             time.perf_counter() - t0)
+    log.info("%d pose transfers, %d steps (%s), cfg %.1f, denoise %g: median %.2f s per image (%s threads); "
+             "total %.1f s", args.pairs, args.steps, args.scheduler, args.cfg, args.denoise, statistics.median(seconds),
+             torch.get_num_threads(), time.perf_counter() - t0)
     log.info("columns: source | target pose | warped source | result | ground truth")
     log.info("wrote %s", args.out.resolve())
     return args.out

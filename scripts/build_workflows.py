@@ -27,7 +27,7 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 from harness.comfy_server import ComfyServer  # noqa: E402
 from harness.page_runs import (CHROMIUM, CHROMIUM_ARGS, JS_LAYOUT, open_page, prepare_home, reload_page,  # noqa: E402
                                run_in_page)
-from reposedm_core.sampling import DEFAULT_CFG, DEFAULT_SCHEDULER  # noqa: E402
+from reposedm_core.sampling import DEFAULT_CFG, DEFAULT_DENOISE, DEFAULT_SCHEDULER  # noqa: E402
 
 log = logging.getLogger("build_workflows")
 
@@ -124,7 +124,8 @@ WORKFLOWS: dict[str, tuple[str, dict]] = {
                              "target_pose": ["5", 0], "iterations": 3, "person_index": 0, "warm_start": True}},
             "9": {"class_type": "RePoseSampler",
                   "inputs": {"model": ["7", 0], "alignment": ["8", 0], "seed": 0, "steps": 10, "cfg": DEFAULT_CFG,
-                             "scheduler": DEFAULT_SCHEDULER, "shared_noise": True}},
+                             "scheduler": DEFAULT_SCHEDULER, "shared_noise": True,
+                             "denoise": DEFAULT_DENOISE}},
             "10": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "reposedm/retargeted"}},
             "11": {"class_type": "SaveImage", "inputs": {"images": ["9", 0], "filename_prefix": "reposedm/retarget_result"}},
             "12": {"class_type": "PreviewImage", "inputs": {"images": ["4", 1]}},
@@ -146,7 +147,8 @@ WORKFLOWS: dict[str, tuple[str, dict]] = {
                              "target_pose": ["2", 1], "iterations": 3, "person_index": 0, "warm_start": True}},
             "5": {"class_type": "RePoseSampler",
                   "inputs": {"model": ["3", 0], "alignment": ["4", 0], "seed": 0, "steps": 20, "cfg": DEFAULT_CFG,
-                             "scheduler": DEFAULT_SCHEDULER, "shared_noise": False}},
+                             "scheduler": DEFAULT_SCHEDULER, "shared_noise": False,
+                             "denoise": DEFAULT_DENOISE}},
             "6": {"class_type": "PreviewImage", "inputs": {"images": ["4", 1]}},
             "7": {"class_type": "PreviewImage", "inputs": {"images": ["4", 2]}},
             "8": {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": "reposedm/transfer"}},
@@ -171,10 +173,12 @@ WORKFLOWS: dict[str, tuple[str, dict]] = {
                              "target_weight": 1.0, "head_weight": 1.0, "arms_weight": 1.0, "legs_weight": 1.0}},
             "6": {"class_type": "RePoseSampler",
                   "inputs": {"model": ["3", 0], "alignment": ["4", 0], "seed": 0, "steps": 20, "cfg": DEFAULT_CFG,
-                             "scheduler": DEFAULT_SCHEDULER, "guidance": ["5", 0], "shared_noise": False}},
+                             "scheduler": DEFAULT_SCHEDULER, "guidance": ["5", 0], "shared_noise": False,
+                             "denoise": DEFAULT_DENOISE}},
             "7": {"class_type": "RePoseSampler",
                   "inputs": {"model": ["3", 0], "alignment": ["4", 0], "seed": 0, "steps": 20, "cfg": DEFAULT_CFG,
-                             "scheduler": DEFAULT_SCHEDULER, "shared_noise": False}},
+                             "scheduler": DEFAULT_SCHEDULER, "shared_noise": False,
+                             "denoise": DEFAULT_DENOISE}},
             "8": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "reposedm/guided"}},
             "9": {"class_type": "SaveImage", "inputs": {"images": ["7", 0], "filename_prefix": "reposedm/unguided"}},
             "10": {"class_type": "PreviewImage", "inputs": {"images": ["4", 2]}},

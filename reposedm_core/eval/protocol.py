@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ..data.anchors import LAYOUTS, AnchorPairs, load_image, person_mask
-from ..sampling import DEFAULT_CFG, DEFAULT_SCHEDULER, DEFAULT_STEPS, SCHEDULERS
+from ..sampling import DEFAULT_CFG, DEFAULT_DENOISE, DEFAULT_SCHEDULER, DEFAULT_STEPS, SCHEDULERS
 from .metrics import markdown_table
 
 log = logging.getLogger("reposedm.eval.protocol")
@@ -38,6 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS)
     p.add_argument("--cfg", type=float, default=DEFAULT_CFG)
     p.add_argument("--scheduler", default=DEFAULT_SCHEDULER, choices=sorted(SCHEDULERS))
+    p.add_argument("--denoise", type=float, default=DEFAULT_DENOISE,
+                   help="share of the noise schedule to run, starting from the warp noised to it "
+                        "(ComfyUI's denoise; 1 = from pure noise)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--limit", type=int, default=None, help="only the first N test pairs")
@@ -88,7 +91,7 @@ def generate(args: argparse.Namespace) -> int:
         alignment = model.align(dev["source_image"], dev["source_keypoints"], dev["target_keypoints"])
         # one seed per pair (from its index): sharding and batching do not change any image
         images = model.sample(alignment, steps=args.steps, cfg=args.cfg, seed=[args.seed + i for i in idx],
-                              scheduler=args.scheduler)
+                              scheduler=args.scheduler, denoise=args.denoise)
         for i, image in zip(idx, images):
             save_png(image.cpu(), out / output_name(test.names(i)))   # <name>.tmp, then renamed: atomic
         log.info("rank %d: %d/%d (%.1f s/pair)", rank, min(k + args.batch, len(todo)), len(todo),

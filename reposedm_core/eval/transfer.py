@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from ..data.synthetic import SyntheticWorld
-from ..sampling import DEFAULT_CFG, DEFAULT_SCHEDULER, DEFAULT_STEPS, SCHEDULERS
+from ..sampling import DEFAULT_CFG, DEFAULT_DENOISE, DEFAULT_SCHEDULER, DEFAULT_STEPS, SCHEDULERS
 from .metrics import markdown_table
 
 log = logging.getLogger("reposedm.eval.transfer")
@@ -50,6 +50,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS)
     p.add_argument("--cfg", type=float, default=DEFAULT_CFG)
     p.add_argument("--scheduler", default=DEFAULT_SCHEDULER, choices=sorted(SCHEDULERS))
+    p.add_argument("--denoise", type=float, default=DEFAULT_DENOISE,
+                   help="share of the noise schedule to run, starting from the warp noised to it "
+                        "(ComfyUI's denoise; 1 = from pure noise)")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="outputs/transfer_eval.md")
@@ -87,6 +90,7 @@ def generate(model, pairs: dict, iterations: int | None, args, guidance=None, sc
         a = model.align(pairs["source_image"][sl], pairs["source_keypoints"][sl], pairs["target_keypoints"][sl],
                         iterations=iterations)
         out.append(model.sample(a, steps=args.steps, cfg=cfg, seed=args.seed + i, scheduler=scheduler,
+                                denoise=getattr(args, "denoise", DEFAULT_DENOISE),
                                 guidance=guidance))
     return torch.cat(out), (time.perf_counter() - t0) / n
 
@@ -266,7 +270,8 @@ def run(args: argparse.Namespace) -> None:
               + (" (self-graded: the same reader)" if args.reader == args.guide_reader else "") + ".")
     report = (f"# Pose transfer evaluation\n\nSynthetic {args.split} split, {args.pairs} pairs (unseen identities and "
               f"poses), {first.config.height}x{first.config.width}, {args.steps} steps {args.scheduler}, cfg "
-              f"{args.cfg}, seeds from {args.seed}. FID against {args.pairs} training-split images. {graded}"
+              f"{args.cfg}, denoise {args.denoise:g}, seeds from {args.seed}. FID against {args.pairs} "
+              f"training-split images. {graded}"
               f"\n\n{table}\n")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

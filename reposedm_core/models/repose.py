@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..pose.validate import check_keypoints
-from ..sampling.sampler import DEFAULT_CFG, DEFAULT_SCHEDULER, DEFAULT_STEPS, make_scheduler, sample
+from ..sampling.sampler import DEFAULT_CFG, DEFAULT_DENOISE, DEFAULT_SCHEDULER, DEFAULT_STEPS, make_scheduler, sample
 from .alignment import Alignment, RecurrentPoseAlignment
 from .denoiser import WARP_CENTRED, RePoseDenoiser
 from .frame import Letterbox
@@ -191,7 +191,8 @@ class RePoseModel(nn.Module):
     def sample(self, alignment: PoseAlignment, steps: int = DEFAULT_STEPS, cfg: float = DEFAULT_CFG,
                seed: int | Sequence[int] = 0, scheduler: str = DEFAULT_SCHEDULER,
                callback: Callable[[dict], None] | None = None,
-               interrupt: Callable[[], None] | None = None, guidance=None, shared_noise: bool = False) -> torch.Tensor:
+               interrupt: Callable[[], None] | None = None, guidance=None, shared_noise: bool = False,
+               denoise: float = DEFAULT_DENOISE) -> torch.Tensor:
         """Images ``[B, 3, H, W]`` in 0..1 at the input size. Same seed, same inputs -> identical images.
 
         ``guidance`` (optional) is an object with ``x0_hook(alignment) -> (x0, i, t) -> x0`` (issue: pose
@@ -200,6 +201,8 @@ class RePoseModel(nn.Module):
         ``seed`` may be one int per item: each image's noise then depends on its own seed only, not on the batch
         it is in (sharded evaluation). The stochastic ``ddpm`` scheduler's per-step noise follows the same rules:
         each item's own seed, or one noise for the whole batch with ``shared_noise``.
+        ``denoise`` < 1 starts from the warped source noised to that share of the schedule (ComfyUI's KSampler
+        ``denoise``; the structure then comes from the alignment), 1 from pure noise.
         """
         if cfg < 0:
             raise ValueError(f"cfg must be >= 0, got {cfg}")
@@ -220,13 +223,13 @@ class RePoseModel(nn.Module):
             step_gen = gen
             if shared_noise:  # b generators in one state draw the same per-step noise for every item
                 step_gen = [torch.Generator().set_state(gen.get_state()) for _ in range(b)]
-        denoise = self.denoise_fn(alignment.inner, cfg)
+        denoise_out = self.denoise_fn(alignment.inner, cfg)
         off = self.offset(alignment.inner)
         hook = None
         if guidance is not None:
             hook = guidance.x0_hook(self, alignment)
             if hook is None:  # the reference mode differentiates through the denoiser instead
-                denoise = guidance.wrap_denoise(self, alignment, denoise, sched)
+                denoise_out = guidance.wrap_denoise(self, alignment, denoise_out, sched)
             elif self.config.x0_base == "residual":  # guidance reads images: the residual plus the warp
                 hook = _relative_hook(hook, off)
         if callback is not None and self.config.x0_base == "residual":
@@ -234,8 +237,8 @@ class RePoseModel(nn.Module):
             callback = lambda d: user_callback({**d, "x": d["x"] + off, "denoised": d["denoised"] + off})  # noqa: E731
         if "generator" not in inspect.signature(sched.step).parameters:
             step_gen = None
-        x = sample(denoise, noise, sched, steps, generator=step_gen, callback=callback, interrupt=interrupt,
-                   x0_hook=hook) + off
+        x = sample(denoise_out, noise, sched, steps, generator=step_gen, callback=callback, interrupt=interrupt,
+                   x0_hook=hook, strength=denoise, init=alignment.inner.warped.detach() - off) + off
         return alignment.frame.image_out((x.clamp(-1, 1) + 1) / 2).float()
 
 

@@ -11,7 +11,7 @@ import torch
 
 from ..models import RePoseModel
 from ..pose.encode import render_skeleton
-from ..sampling.sampler import DEFAULT_CFG, DEFAULT_SCHEDULER, make_scheduler, sample
+from ..sampling.sampler import DEFAULT_CFG, DEFAULT_DENOISE, DEFAULT_SCHEDULER, make_scheduler, sample
 from ..utils.checkpoint import load_training_state, save_training_state
 from ..utils.images import save_grid
 from .config import TrainConfig
@@ -85,8 +85,8 @@ class Trainer:
 
     @torch.no_grad()
     def sample_sheet(self, step: int, source, n: int = 4) -> Path:
-        """source | target pose | warped source | sample (EMA, the default sampler and cfg users get) | ground truth,
-        one row per val pair."""
+        """source | target pose | warped source | sample (EMA, the default sampler, cfg and denoise users get) |
+        ground truth, one row per val pair."""
         model = self.ema_model()
         batch = source.preview(n, self.device)
         alignment = model.condition(batch["source"], batch["source_pose"], batch["target_pose"], self.cfg.iterations)
@@ -94,8 +94,9 @@ class Trainer:
         gen = torch.Generator().manual_seed(0)
         noise = torch.randn(batch["target"].shape, generator=gen).to(self.device)
         step_noise = gen if self.device.type == "cpu" else torch.Generator(self.device).manual_seed(1)
+        off = model.offset(alignment)
         x = sample(model.denoise_fn(alignment, DEFAULT_CFG), noise, sched, self.cfg.sample_steps,
-                   generator=step_noise) + model.offset(alignment)
+                   generator=step_noise, strength=DEFAULT_DENOISE, init=alignment.warped - off) + off
         h, w = x.shape[-2:]
         cols = [(batch["source"] + 1) / 2, render_skeleton(batch["target_pose"].cpu(), h, w).to(self.device),
                 (alignment.warped.clamp(-1, 1) + 1) / 2, (x.clamp(-1, 1) + 1) / 2, (batch["target"] + 1) / 2]

@@ -67,6 +67,25 @@ def test_same_seed_same_image_and_a_sequence_of_targets(comfy, tiny_model):
     assert len(seq.images("6")) == 3
 
 
+def test_denoise_input_starts_from_the_warp_and_an_old_prompt_without_it_runs(comfy, tiny_model):
+    """The appended ``denoise`` input: at a low value the result stays near the warped source (sampling starts
+    from it), at 1 it does not; an API prompt saved before the input existed still runs."""
+    def run(denoise):
+        graph = _graph(tiny_model, seed=5, cfg=1.0)
+        graph["5"]["inputs"]["denoise"] = denoise
+        result = comfy.run(graph)
+        assert result.status == "success", result.error()
+        return _pngs(comfy, result, "6")[0].astype(float), _pngs(comfy, result, "7")[0].astype(float)
+
+    low, warp = run(0.1)
+    full, _ = run(1.0)
+    assert np.abs(low - warp).mean() < 0.5 * np.abs(full - warp).mean()
+    old = comfy.run(_graph(tiny_model, seed=5))
+    assert old.status == "success", old.error()
+    spec = comfy.object_info("RePoseSampler")["RePoseSampler"]["input"]
+    assert list(spec["optional"])[-1] == "denoise"
+
+
 @pytest.mark.parametrize("change, message", [
     ({"2": {"class_type": "RePoseLoadPoseJSON", "inputs": {
         "json_file": "(use json_text)", "units": "pixels", "canvas_width": 0, "canvas_height": 0,

@@ -58,7 +58,7 @@ def test_shipped_demo_model_quality_floors():
     0.15 below (0.586)."""
     from reposedm_core.eval.transfer import generate, image_metrics, warp_previews
     from reposedm_core.models import load_model
-    from reposedm_core.sampling import DEFAULT_CFG, DEFAULT_SCHEDULER
+    from reposedm_core.sampling import DEFAULT_CFG, DEFAULT_DENOISE, DEFAULT_SCHEDULER
 
     model = load_model()
     pairs = SyntheticWorld("test", height=model.config.height, width=model.config.width,
@@ -66,7 +66,7 @@ def test_shipped_demo_model_quality_floors():
     warp = image_metrics(warp_previews(model, pairs), pairs["target_image"])["ssim"]
 
     class Args:
-        batch, steps, cfg, seed, scheduler = 8, 10, DEFAULT_CFG, 0, DEFAULT_SCHEDULER
+        batch, steps, cfg, seed, scheduler, denoise = 8, 10, DEFAULT_CFG, 0, DEFAULT_SCHEDULER, DEFAULT_DENOISE
 
     images, _ = generate(model, pairs, None, Args())
     result = image_metrics(images, pairs["target_image"], pairs["target_mask"])

@@ -10,7 +10,7 @@ from reposedm_core.data.synthetic import SyntheticWorld
 from reposedm_core.models import RePoseModel, load_model, save_model
 from reposedm_core.models.flow import limb_flow, resize_flow, warp
 from reposedm_core.models.frame import Letterbox
-from reposedm_core.sampling import SCHEDULERS, output_from_x0, x0_from_output
+from reposedm_core.sampling import SCHEDULERS, make_scheduler, output_from_x0, sample, x0_from_output
 from reposedm_core.utils.checkpoint import CheckpointError
 
 from harness.tiny_models import TINY
@@ -78,6 +78,38 @@ def test_every_scheduler_runs_and_reports_each_step(model, pair, scheduler):
     seen = []
     out = model.sample(a, steps=3, cfg=1.0, seed=0, scheduler=scheduler, callback=lambda d: seen.append(d["i"]))
     assert seen == [0, 1, 2] and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("scheduler", sorted(SCHEDULERS))
+def test_denoise_runs_the_last_steps_of_a_longer_schedule_from_the_noised_start(model, scheduler):
+    """ComfyUI's ``denoise``: at 0.5, 4 steps are the last 4 of an 8-step schedule, starting from ``init`` noised
+    to the first of them; a denoiser that knows the clean image still lands on it exactly."""
+    sched = make_scheduler(scheduler, dict(model.train_scheduler.config))
+    truth, init, noise = torch.rand(2, 3, 8, 6) * 2 - 1, torch.rand(2, 3, 8, 6) * 2 - 1, torch.randn(2, 3, 8, 6)
+    seen = []
+    perfect = lambda x, t: output_from_x0(sched, truth, x, t)  # noqa: E731
+    gen = torch.Generator().manual_seed(0) if scheduler == "ddpm" else None  # the stochastic one takes a generator
+    out = sample(perfect, noise, sched, 4, strength=0.5, init=init, generator=gen,
+                 callback=lambda d: seen.append((int(d["t"]), d["x"].clone())))
+    full = make_scheduler(scheduler, dict(model.train_scheduler.config))
+    full.set_timesteps(8)
+    assert [t for t, _ in seen] == full.timesteps[4:].tolist()
+    t0 = torch.tensor([seen[0][0]] * 2)
+    assert torch.allclose(seen[0][1], model.train_scheduler.add_noise(init, noise, t0), atol=1e-6)
+    assert torch.allclose(out, truth, atol=1e-3)
+
+
+def test_denoise_starts_the_model_from_its_warp_and_rejects_bad_values(model, pair):
+    a = model.align(pair["source_image"][:1], pair["source_keypoints"][:1], pair["target_keypoints"][:1])
+    warp = a.inner.warped.flatten()
+    first = {}
+    for d in (1.0, 0.3):
+        model.sample(a, steps=3, denoise=d, callback=lambda info, d=d: first.setdefault(d, info["x"].flatten()))
+    corr = {d: float(torch.corrcoef(torch.stack([x, warp]))[0, 1]) for d, x in first.items()}
+    assert corr[0.3] > 0.8 and abs(corr[1.0]) < 0.1, corr
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match=r"denoise.*\(0, 1\]"):
+            model.sample(a, steps=2, denoise=bad)
 
 
 def test_interrupt_stops_sampling(model, pair):
