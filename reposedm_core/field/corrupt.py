@@ -190,6 +190,24 @@ def torso_width(xy: torch.Tensor, present: torch.Tensor, strength: str, gen: tor
     return out
 
 
+LEGS_SHIFT = {"weak": 0.8, "medium": 1.2, "strong": 1.6}   # of the mid-hip -> neck vector
+_LOWER = CHAINS["r_leg"] + CHAINS["l_leg"]
+
+
+def legs_shifted(xy: torch.Tensor, present: torch.Tensor, strength: str, gen: torch.Generator) -> torch.Tensor:
+    """The lower body (hips, knees, ankles) carried up the torso as a block, LEGS_SHIFT torso lengths towards
+    and past the neck, with up to 0.3 of it sideways: legs read from another person, hips over the neck."""
+    rows = present[:, J["neck"]] & present[:, J["r_hip"]] & present[:, J["l_hip"]]
+    mid = (xy[:, J["r_hip"]] + xy[:, J["l_hip"]]) / 2
+    up = xy[:, J["neck"]] - mid
+    side = torch.stack([-up[:, 1], up[:, 0]], -1) * (torch.rand(len(xy), 1, generator=gen) * 0.6 - 0.3)
+    shift = (up * LEGS_SHIFT[strength] + side) * rows[:, None]
+    out = xy.clone()
+    for j in _LOWER:
+        out[:, j] += shift * present[:, j, None]
+    return out
+
+
 CORRUPTIONS_2D: dict[str, Callable[..., torch.Tensor]] = {
     "joint_noise": joint_noise,
     "bone_length": bone_length,
@@ -200,4 +218,5 @@ CORRUPTIONS_2D: dict[str, Callable[..., torch.Tensor]] = {
     "head_in_chest": head_in_chest,
     "mirrored_limb": mirrored_limb,
     "torso_width": torso_width,
+    "legs_shifted": legs_shifted,
 }

@@ -25,7 +25,7 @@ from .fit import fit_distance
 from .model import TRAINING_SCALE, normalise, root_and_unit
 
 KINDS = ("joint_noise", "bone_length", "swap_sides", "detached_joint", "joint_limit", "impossible_bend",
-         "hip_swap", "shoulder_swap", "head_in_chest", "mirrored_limb", "torso_width")
+         "hip_swap", "shoulder_swap", "head_in_chest", "mirrored_limb", "torso_width", "legs_shifted")
 # Degrees past the limit for the 3D corruptions, per strength.
 PAST_LIMIT_DEG = {"weak": 15.0, "medium": 35.0, "strong": 60.0}
 # DOFs pushed past a limit (direction: +1 above the upper limit, -1 below the lower one).

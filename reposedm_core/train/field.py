@@ -37,6 +37,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--heads", type=int, default=FieldConfig.heads)
     p.add_argument("--mlp-ratio", type=int, default=FieldConfig.mlp_ratio)
     p.add_argument("--head-hidden", type=int, default=FieldConfig.head_hidden)
+    p.add_argument("--mine-repairs", default=None, metavar="FIELD",
+                   help="hard negatives: a field (.safetensors, or 'shipped') whose repairs of a share of the "
+                        "corrupted training poses are added with their real target distance (its blind spots)")
+    p.add_argument("--mine-share", type=float, default=0.25, help="share of corrupted poses repaired by --mine-repairs")
+    p.add_argument("--mine-min-target", type=float, default=0.3,
+                   help="keep a mined repair only when it is at least this far (body units) from every valid pose")
 
 
 def eikonal(model: PoseInteractionField, xy: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
@@ -59,8 +65,14 @@ def calibrate(model: PoseInteractionField, xy: torch.Tensor, present: torch.Tens
 def run(args: argparse.Namespace) -> None:
     torch.manual_seed(args.seed)
     t0 = time.time()
+    miner = None
+    if args.mine_repairs:
+        from ..field import load_pose_field
+
+        miner = load_pose_field(None if args.mine_repairs == "shipped" else args.mine_repairs)
     with tqdm(total=args.poses, desc="field data", unit="pose") as bar:
-        data = build(args.seed, args.poses, args.bank, progress=bar.update)
+        data = build(args.seed, args.poses, args.bank, progress=bar.update, miner=miner, mine_share=args.mine_share,
+                     mine_min_target=args.mine_min_target)
     with tqdm(total=max(2000, args.poses // 20), desc="held-out data", unit="pose") as bar:
         held = build(args.seed + 1_000_003, max(2000, args.poses // 20), args.bank // 2, progress=bar.update)
     log.info("data: %d valid, %d corrupted poses in %.0f s", len(data.valid_xy), len(data.bad_xy), time.time() - t0)
@@ -102,7 +114,8 @@ def run(args: argparse.Namespace) -> None:
             log.info("epoch %d: held-out valid p95 %.3f, corrupted L1 %.3f", epoch + 1, cal["valid_p95"], err)
     model.eval()
     calibration = {**calibrate(model, held.valid_xy, held.valid_present), "seed": args.seed, "poses": args.poses,
-                   "epochs": args.epochs, "train_seconds": round(time.time() - t0, 1)}
+                   "epochs": args.epochs, "mined_from": args.mine_repairs or "", "mine_share": args.mine_share,
+                   "mine_min_target": args.mine_min_target, "train_seconds": round(time.time() - t0, 1)}
     path = save_pose_field(model, args.out, calibration)
     log.info("wrote %s (%.0f KB) in %.0f s; calibration %s", path, path.stat().st_size / 1024, time.time() - t0,
              calibration)
