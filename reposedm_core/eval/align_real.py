@@ -41,6 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gap", type=int, default=12, help="least frames between source and target")
     p.add_argument("--max-pairs", type=int, default=120)
     p.add_argument("--results", action="store_true", help="also sample each model (default sampler) and score it")
+    p.add_argument("--denoise", type=float, default=None,
+                   help="the results' denoise (share of the schedule, from the noised warp; default: the sampler's)")
     p.add_argument("--save", default=None, metavar="PNG", help="a sheet of the first 6 pairs")
     p.add_argument("--out", default="outputs/align_real.md")
 
@@ -204,9 +206,11 @@ def run(args: argparse.Namespace) -> None:
                 sheet.append(warped[:6])
                 default = chunks      # the alignments the result is sampled from
         if args.results:
-            result = torch.cat([model.sample(a, seed=i) for i, a in default.items()])
+            extra = {} if args.denoise is None else {"denoise": args.denoise}
+            result = torch.cat([model.sample(a, seed=i, **extra) for i, a in default.items()])
             m = masked_scores(result, tgt, masks)
-            rows.append([f"{name}: sampled result (default sampler)", m["ssim"], m["l1"]])
+            how = "default sampler" + ("" if args.denoise is None else f", denoise {args.denoise:g}")
+            rows.append([f"{name}: sampled result ({how})", m["ssim"], m["l1"]])
             log.info("%s result: %s", name, m)
             sheet.append(result[:6])
     if args.save:

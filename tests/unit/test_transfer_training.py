@@ -222,3 +222,9 @@ def test_eval_align_scores_and_shows_the_sampled_result_on_real_video_pairs(tmp_
                          "shipped: iterations=0 (analytic flow)", "shipped: sampled result (default sampler)"}, rows
     assert all(0.3 < float(v) <= 1 for v in rows.values()), rows
     assert Image.open(sheet).size == (4 * 64 + 5 * 2, 2 * 96 + 3 * 2)
+    again = tmp_path / "align_denoise.md"
+    main(["align", "--video", str(PHOTOS / "demo.mp4"), "--model", "shipped=shipped", "--results", "--stride", "30",
+          "--gap", "30", "--max-pairs", "2", "--denoise", "0.3", "--out", str(again)])
+    low = dict(re.findall(r"^\| (.+?) \| ([0-9.]+) \| [0-9.]+ \|$", again.read_text(), re.M))
+    name = "shipped: sampled result (default sampler, denoise 0.3)"
+    assert name in low and low[name] != rows["shipped: sampled result (default sampler)"], low
