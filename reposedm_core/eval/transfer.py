@@ -90,7 +90,7 @@ def generate(model, pairs: dict, iterations: int | None, args, guidance=None, sc
         a = model.align(pairs["source_image"][sl], pairs["source_keypoints"][sl], pairs["target_keypoints"][sl],
                         iterations=iterations)
         out.append(model.sample(a, steps=args.steps, cfg=cfg, seed=args.seed + i, scheduler=scheduler,
-                                denoise=getattr(args, "denoise", DEFAULT_DENOISE),
+                                denoise=args.denoise,
                                 guidance=guidance))
     return torch.cat(out), (time.perf_counter() - t0) / n
 

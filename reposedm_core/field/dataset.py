@@ -82,6 +82,8 @@ def build(seed: int, n: int, bank_size: int, height: int = 256, width: int = 176
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("valid", "bad", "src", "kind", "strength", "target",
                                                             "valid_target")}
     combos = [(k, s) for k in range(len(KINDS)) for s in range(len(STRENGTHS))]
+    combo_kind = torch.tensor([k for k, _ in combos], dtype=torch.long)
+    combo_strength = torch.tensor([s for _, s in combos], dtype=torch.long)
     done = 0
     while done < n:
         m = min(chunk, n - done)
@@ -108,8 +110,9 @@ def build(seed: int, n: int, bank_size: int, height: int = 256, width: int = 176
         bad, allowance = jitter(bad, gen, return_allowance=True)
         parts["bad"].append(bad[keep])
         parts["src"].append(kp[keep])
-        parts["kind"].append(torch.tensor([combos[c][0] for c in combo[keep].tolist()], dtype=torch.long))
-        parts["strength"].append(torch.tensor([combos[c][1] for c in combo[keep].tolist()], dtype=torch.long))
+        kind, strength = combo_kind[combo], combo_strength[combo]
+        parts["kind"].append(kind[keep])
+        parts["strength"].append(strength[keep])
         dist = target_distance(bad[keep], kp[keep], bank, bodies[keep], fit_steps)
         parts["target"].append((dist - allowance[keep]).clamp(0, MAX_TARGET))
         if miner is not None:
@@ -122,8 +125,8 @@ def build(seed: int, n: int, bank_size: int, height: int = 256, width: int = 176
             rows, fixed = rows[far], fixed[far]
             parts["bad"].append(fixed)
             parts["src"].append(kp[rows])
-            parts["kind"].append(torch.tensor([combos[c][0] for c in combo[rows].tolist()], dtype=torch.long))
-            parts["strength"].append(torch.tensor([combos[c][1] for c in combo[rows].tolist()], dtype=torch.long))
+            parts["kind"].append(kind[rows])
+            parts["strength"].append(strength[rows])
             parts["target"].append(target[far])
         done += m
         if progress is not None:
