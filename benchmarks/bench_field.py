@@ -13,6 +13,7 @@ import time
 import torch
 
 from reposedm_core.field import load_pose_field
+from reposedm_core.field import api
 from reposedm_core.field import data as D
 
 
@@ -21,6 +22,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--poses", type=int, default=65536)
     p.add_argument("--repairs", type=int, default=50)
+    p.add_argument("--chunks", default="", metavar="N,N",
+                   help="also score with these poses-per-forward chunk sizes, interleaved in one run (e.g. 512,1024)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -37,7 +40,19 @@ def main() -> None:
         field.distance(batch)
         rates.append(len(batch) / (time.perf_counter() - t0))
     print(f"scoring: {statistics.median(rates):,.0f} poses/s (median of 5 x {len(batch)} poses, "
-          f"{torch.get_num_threads()} threads)")
+          f"{torch.get_num_threads()} threads, chunks of {api.CHUNK})")
+    if args.chunks:
+        sizes, default = [int(c) for c in args.chunks.split(",")], api.CHUNK
+        by_size: dict[int, list[float]] = {c: [] for c in sizes}
+        for _ in range(5):
+            for c in sizes:
+                api.CHUNK = c
+                t0 = time.perf_counter()
+                field.distance(batch)
+                by_size[c].append(len(batch) / (time.perf_counter() - t0))
+        api.CHUNK = default
+        print("scoring by chunk size: " + ", ".join(f"{c}: {statistics.median(r):,.0f}" for c, r in by_size.items()) +
+              " poses/s (medians of 5, interleaved)")
     broken = D.corrupt(bodies[: args.repairs], kp[: args.repairs], "detached_joint", "medium", gen)
     field.repair(broken[:1])
     times = []

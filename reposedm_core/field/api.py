@@ -18,7 +18,8 @@ from .model import FieldConfig, PoseInteractionField, normalise, root_and_unit
 
 KIND = "pose-interaction-field"
 SHIPPED = Path(__file__).resolve().parents[1] / "weights" / "pose_field.safetensors"
-CHUNK = 1024  # poses per forward pass when scoring: small enough to stay in the CPU cache
+CHUNK = 512  # poses per forward pass when scoring: its buffers (~4 MB) stay in the cache; 1024 measured 20-30 %
+             # slower and less steady on one thread (each new buffer is page-faulted in; benchmarks/bench_field.py)
 
 
 class PoseField:
