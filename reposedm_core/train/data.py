@@ -12,13 +12,18 @@ class PairSource:
     """``batch(step, size, device)`` -> dict(source, target [B, 3, H, W] in [-1, 1], source_pose, target_pose
     [B, 18, 3] model-frame pixels); the batch depends only on the step (resumable, seeded)."""
 
-    def __init__(self, world, seed: int, preview_set=None, epochs: bool = False, augment: bool = False):
+    def __init__(self, world, seed: int, preview_set=None, epochs: bool = False, augment: bool = False,
+                 pose_jitter: float = 0.0):
         """``world``: anything with ``len()`` and ``pairs(indices)`` (synthetic world, datasets); ``preview_set``:
         the pairs for sample sheets (default: the synthetic validation split). ``epochs``: walk seeded
         permutations of the pairs (each pair once per epoch: finite datasets) instead of independent draws.
-        ``augment``: photo backgrounds and camera effects (:mod:`.augment`; needs the pairs' person masks)."""
+        ``augment``: photo backgrounds and camera effects (:mod:`.augment`; needs the pairs' person masks).
+        ``pose_jitter``: Gaussian noise on the confident joints of both poses the model is given (not on the
+        images), its sigma this share of each pose's body scale: the poses a detector reads off real photos."""
+        if not 0 <= pose_jitter <= 0.5:
+            raise ValueError(f"train.pose_jitter must be in [0, 0.5] (a share of the body scale), got {pose_jitter}")
         self.world, self.seed, self.preview_set, self.epochs = world, seed, preview_set, epochs
-        self.augment = augment
+        self.augment, self.pose_jitter = augment, float(pose_jitter)
         self._perm: tuple[int, torch.Tensor] | None = None
 
     def indices(self, step: int, size: int) -> list[int]:
@@ -43,7 +48,11 @@ class PairSource:
             from .augment import vary_batch
 
             pairs = vary_batch(pairs, self.seed, step, list(range(size))[rows])
-        return self.collate(pairs, device)
+        out = self.collate(pairs, device)
+        if self.pose_jitter > 0:
+            for key, salt in (("source_pose", 1), ("target_pose", 2)):
+                out[key] = jitter_poses(out[key], self.pose_jitter, self.seed, step, list(range(size))[rows], salt)
+        return out
 
     @staticmethod
     def collate(pairs: dict, device: torch.device) -> dict[str, torch.Tensor]:
@@ -55,6 +64,20 @@ class PairSource:
         val = self.preview_set or SyntheticWorld("val", height=self.world.height, width=self.world.width,
                                                  prior=self.world.prior)
         return self.collate(val.pairs(list(range(min(n, len(val))))), device)
+
+
+def jitter_poses(poses: torch.Tensor, sigma: float, seed: int, step: int, rows: list[int], salt: int) -> torch.Tensor:
+    """``poses [B, 18, 3]`` pixels with Gaussian noise of ``sigma`` body scales on the confident joints' x, y; each
+    row's noise depends on (seed, step, its row in the global batch, salt) only (resumable, any process count)."""
+    from ..pose.normalize import root_and_body_scale
+
+    _, scale, _ = root_and_body_scale(poses.float())
+    noise = torch.stack([torch.randn((poses.shape[1], 2), generator=torch.Generator().manual_seed(
+        seed * 1_000_037 + step * 8_191 + row * 5 + salt)) for row in rows])
+    present = (poses[..., 2:] > 0).to(poses.dtype)
+    out = poses.clone()
+    out[..., :2] = poses[..., :2] + (noise.to(poses) * sigma * scale.to(poses).view(-1, 1, 1)) * present
+    return out
 
 
 DATA = ("synthetic", "deepfashion", "market", "folder")
@@ -85,7 +108,8 @@ def make_source(cfg: TrainConfig, model: RePoseConfig) -> PairSource:
     h, w = model.height, model.width
     kind, root = data_spec(cfg.data, cfg.data_root)
     if kind == "synthetic":
-        return PairSource(SyntheticWorld("train", height=h, width=w, prior=cfg.prior), cfg.seed, augment=cfg.augment)
+        return PairSource(SyntheticWorld("train", height=h, width=w, prior=cfg.prior), cfg.seed, augment=cfg.augment,
+                          pose_jitter=cfg.pose_jitter)
     if not root:
         raise ValueError(f"train.data={cfg.data!r} needs the dataset folder: train.data={kind}:/data/{kind} or "
                          f"train.data_root=/data/{kind} (e.g. --set train.data_root=/data/{kind})")
@@ -93,8 +117,10 @@ def make_source(cfg: TrainConfig, model: RePoseConfig) -> PairSource:
         from ..data.folder import FolderPairs
 
         pairs = FolderPairs(root, h, w)
-        return PairSource(pairs, cfg.seed, preview_set=pairs, epochs=True, augment=cfg.augment)
+        return PairSource(pairs, cfg.seed, preview_set=pairs, epochs=True, augment=cfg.augment,
+                          pose_jitter=cfg.pose_jitter)
     from ..data.anchors import AnchorPairs
 
     return PairSource(AnchorPairs(root, kind, "train", h, w), cfg.seed,
-                      preview_set=AnchorPairs(root, kind, "test", h, w), epochs=True, augment=cfg.augment)
+                      preview_set=AnchorPairs(root, kind, "test", h, w), epochs=True, augment=cfg.augment,
+                      pose_jitter=cfg.pose_jitter)

@@ -168,6 +168,28 @@ def test_appearance_variety_is_seeded_keeps_the_person_and_changes_the_backgroun
         vary_batch({k: v for k, v in raw.items() if not k.endswith("_mask")}, 0, 0, [0, 1])
 
 
+def test_pose_jitter_moves_the_given_joints_by_the_body_scale_and_leaves_images_and_missing_joints():
+    from reposedm_core.pose.normalize import root_and_body_scale
+    from reposedm_core.train.data import PairSource
+
+    world = SyntheticWorld("val", height=TINY.height, width=TINY.width, prior="natural")
+    plain = PairSource(world, seed=3).batch(4, 6, torch.device("cpu"))
+    jit = PairSource(world, seed=3, pose_jitter=0.05).batch(4, 6, torch.device("cpu"))
+    again = PairSource(world, seed=3, pose_jitter=0.05).batch(4, 6, torch.device("cpu"), rows=slice(2, 4))
+    assert torch.equal(plain["source"], jit["source"]) and torch.equal(plain["target"], jit["target"])
+    for key in ("source_pose", "target_pose"):
+        p, j = plain[key], jit[key]
+        present = p[..., 2] > 0
+        assert torch.equal(p[..., 2], j[..., 2]) and torch.equal(p[~present], j[~present])
+        moved = (j[..., :2] - p[..., :2]).norm(dim=-1)[present]
+        scale = root_and_body_scale(p)[1][:, None].expand(present.shape)[present]
+        ratio = float((moved / scale).pow(2).mean().div(2).sqrt())  # per-axis sigma in body scales
+        assert 0.035 < ratio < 0.065, ratio
+        assert torch.equal(again[key], j[2:4])  # a process's rows see the same jitter as the global batch
+    with pytest.raises(ValueError, match="pose_jitter"):
+        PairSource(world, seed=0, pose_jitter=-0.1)
+
+
 def test_init_from_copies_matching_tensors_and_widens_the_input_conv(tmp_path):
     from reposedm_core.models.io import init_from
 
