@@ -62,7 +62,7 @@ def jitter(kp: torch.Tensor, gen: torch.Generator, return_allowance: bool = Fals
 
 def build(seed: int, n: int, bank_size: int, height: int = 256, width: int = 176, chunk: int = 20000,
           progress=None, fit_steps: int = 40, valid_targets: bool = False, miner=None,
-          mine_share: float = 0.25, mine_min_target: float = 0.3) -> FieldData:
+          mine_share: float = 0.25, mine_min_target: float = 0.3, kinds: tuple[str, ...] | None = None) -> FieldData:
     """n valid and about n corrupted poses (every kind x strength equally), from generator seed ``seed``.
 
     Corruptions that left the visible pose unchanged (e.g. a swapped joint that was not visible) are dropped.
@@ -76,12 +76,18 @@ def build(seed: int, n: int, bank_size: int, height: int = 256, width: int = 176
     with its real distance from every valid pose. (Repairs that ended nearer are left out: labelled 0.05-0.3 they
     made the field stricter on valid real poses -- pass rate 96 % -> 94 % with all of them kept.) The other poses
     drawn are the same as without it.
+
+    ``kinds``: the corruption kinds to draw (names from ``KINDS``; default all of them, equally).
     """
+    if kinds is not None:
+        unknown = sorted(set(kinds) - set(KINDS))
+        if unknown or not kinds:
+            raise ValueError(f"unknown corruption kinds {unknown}; choose one or more of {list(KINDS)}")
     gen = torch.Generator().manual_seed(seed)
     bank = make_bank(gen, bank_size, height, width)
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("valid", "bad", "src", "kind", "strength", "target",
                                                             "valid_target")}
-    combos = [(k, s) for k in range(len(KINDS)) for s in range(len(STRENGTHS))]
+    combos = [(k, s) for k in range(len(KINDS)) for s in range(len(STRENGTHS)) if kinds is None or KINDS[k] in kinds]
     combo_kind = torch.tensor([k for k, _ in combos], dtype=torch.long)
     combo_strength = torch.tensor([s for _, s in combos], dtype=torch.long)
     done = 0

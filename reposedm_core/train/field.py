@@ -16,6 +16,7 @@ import torch
 from tqdm import tqdm
 
 from ..field.api import save_pose_field
+from ..field.data import KINDS
 from ..field.dataset import build
 from ..field.model import TRAINING_SCALE, FieldConfig, PoseInteractionField
 
@@ -41,6 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="hard negatives: a field (.safetensors, or 'shipped') whose repairs of a share of the "
                         "corrupted training poses are added with their real target distance (its blind spots)")
     p.add_argument("--mine-share", type=float, default=0.25, help="share of corrupted poses repaired by --mine-repairs")
+    p.add_argument("--exclude-kinds", default="", metavar="KIND,KIND",
+                   help="corruption kinds not to train on (field/data.py KINDS), e.g. legs_shifted")
     p.add_argument("--mine-min-target", type=float, default=0.3,
                    help="keep a mined repair only when it is at least this far (body units) from every valid pose")
 
@@ -70,9 +73,14 @@ def run(args: argparse.Namespace) -> None:
         from ..field import load_pose_field
 
         miner = load_pose_field(None if args.mine_repairs == "shipped" else args.mine_repairs)
+    excluded = [k for k in args.exclude_kinds.split(",") if k]
+    unknown = sorted(set(excluded) - set(KINDS))
+    if unknown:
+        raise ValueError(f"--exclude-kinds: unknown kinds {unknown}; known: {list(KINDS)}")
+    kinds = tuple(k for k in KINDS if k not in excluded) if excluded else None
     with tqdm(total=args.poses, desc="field data", unit="pose") as bar:
         data = build(args.seed, args.poses, args.bank, progress=bar.update, miner=miner, mine_share=args.mine_share,
-                     mine_min_target=args.mine_min_target)
+                     mine_min_target=args.mine_min_target, kinds=kinds)
     with tqdm(total=max(2000, args.poses // 20), desc="held-out data", unit="pose") as bar:
         held = build(args.seed + 1_000_003, max(2000, args.poses // 20), args.bank // 2, progress=bar.update)
     log.info("data: %d valid, %d corrupted poses in %.0f s", len(data.valid_xy), len(data.bad_xy), time.time() - t0)
@@ -115,7 +123,8 @@ def run(args: argparse.Namespace) -> None:
     model.eval()
     calibration = {**calibrate(model, held.valid_xy, held.valid_present), "seed": args.seed, "poses": args.poses,
                    "epochs": args.epochs, "mined_from": args.mine_repairs or "", "mine_share": args.mine_share,
-                   "mine_min_target": args.mine_min_target, "train_seconds": round(time.time() - t0, 1)}
+                   "mine_min_target": args.mine_min_target, "excluded_kinds": ",".join(excluded),
+                   "train_seconds": round(time.time() - t0, 1)}
     path = save_pose_field(model, args.out, calibration)
     log.info("wrote %s (%.0f KB) in %.0f s; calibration %s", path, path.stat().st_size / 1024, time.time() - t0,
              calibration)

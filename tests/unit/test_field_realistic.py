@@ -168,6 +168,19 @@ def test_mined_repairs_are_added_with_the_distance_where_repair_left_them():
     assert torch.equal(far.target[n:], mined.target[n:][mined.target[n:] >= 0.3])
 
 
+def test_build_draws_only_the_kinds_asked_for_and_names_unknown_ones():
+    from reposedm_core.field.dataset import build
+
+    some = ("hip_swap", "head_in_chest")
+    data = build(4, 400, 200, kinds=some)
+    drawn = {D.KINDS[int(k)] for k in data.kind.unique()}
+    assert drawn == set(some)
+    everything = build(4, 400, 200)
+    assert len({int(k) for k in everything.kind.unique()}) == len(D.KINDS)
+    with pytest.raises(ValueError, match="legs_sideways.*choose one or more"):
+        build(4, 10, 10, kinds=("legs_sideways",))
+
+
 def _real_pose_script():
     import importlib.util
     from pathlib import Path
