@@ -60,6 +60,20 @@ def jitter(kp: torch.Tensor, gen: torch.Generator, return_allowance: bool = Fals
     return out, (2 * var - 3 * mean_var).clamp_min(1e-6).sqrt()
 
 
+def combos_named(names) -> set[tuple[int, int]]:
+    """``(kind index, strength index)`` pairs from names ``"kind"`` (every strength) or ``"kind:strength"``."""
+    out = set()
+    for name in names:
+        kind, _, strength = name.partition(":")
+        if kind not in KINDS or (strength and strength not in STRENGTHS):
+            raise ValueError(f"unknown corruption {name!r}; choose kinds from {list(KINDS)}, optionally as "
+                             f"kind:strength with a strength from {list(STRENGTHS)}")
+        out |= {(KINDS.index(kind), s) for s in range(len(STRENGTHS)) if not strength or STRENGTHS[s] == strength}
+    if not out:
+        raise ValueError(f"no corruption kinds given; choose one or more of {list(KINDS)}")
+    return out
+
+
 def build(seed: int, n: int, bank_size: int, height: int = 256, width: int = 176, chunk: int = 20000,
           progress=None, fit_steps: int = 40, valid_targets: bool = False, miner=None,
           mine_share: float = 0.25, mine_min_target: float = 0.3, kinds: tuple[str, ...] | None = None) -> FieldData:
@@ -77,17 +91,15 @@ def build(seed: int, n: int, bank_size: int, height: int = 256, width: int = 176
     made the field stricter on valid real poses -- pass rate 96 % -> 94 % with all of them kept.) The other poses
     drawn are the same as without it.
 
-    ``kinds``: the corruption kinds to draw (names from ``KINDS``; default all of them, equally).
+    ``kinds``: the corruptions to draw, each a kind from ``KINDS`` (every strength) or ``"kind:strength"``
+    (default: every kind at every strength, equally).
     """
-    if kinds is not None:
-        unknown = sorted(set(kinds) - set(KINDS))
-        if unknown or not kinds:
-            raise ValueError(f"unknown corruption kinds {unknown}; choose one or more of {list(KINDS)}")
+    wanted = None if kinds is None else combos_named(kinds)
     gen = torch.Generator().manual_seed(seed)
     bank = make_bank(gen, bank_size, height, width)
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("valid", "bad", "src", "kind", "strength", "target",
                                                             "valid_target")}
-    combos = [(k, s) for k in range(len(KINDS)) for s in range(len(STRENGTHS)) if kinds is None or KINDS[k] in kinds]
+    combos = [(k, s) for k in range(len(KINDS)) for s in range(len(STRENGTHS)) if wanted is None or (k, s) in wanted]
     combo_kind = torch.tensor([k for k, _ in combos], dtype=torch.long)
     combo_strength = torch.tensor([s for _, s in combos], dtype=torch.long)
     done = 0

@@ -16,8 +16,8 @@ import torch
 from tqdm import tqdm
 
 from ..field.api import save_pose_field
-from ..field.data import KINDS
-from ..field.dataset import build
+from ..field.data import KINDS, STRENGTHS
+from ..field.dataset import build, combos_named
 from ..field.model import TRAINING_SCALE, FieldConfig, PoseInteractionField
 
 log = logging.getLogger("reposedm.train.field")
@@ -43,7 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "corrupted training poses are added with their real target distance (its blind spots)")
     p.add_argument("--mine-share", type=float, default=0.25, help="share of corrupted poses repaired by --mine-repairs")
     p.add_argument("--exclude-kinds", default="", metavar="KIND,KIND",
-                   help="corruption kinds not to train on (field/data.py KINDS), e.g. legs_shifted")
+                   help="corruptions not to train on: kinds (field/data.py KINDS) or kind:strength, e.g. "
+                        "legs_shifted or legs_shifted:weak,legs_shifted:medium")
     p.add_argument("--mine-min-target", type=float, default=0.3,
                    help="keep a mined repair only when it is at least this far (body units) from every valid pose")
 
@@ -74,10 +75,11 @@ def run(args: argparse.Namespace) -> None:
 
         miner = load_pose_field(None if args.mine_repairs == "shipped" else args.mine_repairs)
     excluded = [k for k in args.exclude_kinds.split(",") if k]
-    unknown = sorted(set(excluded) - set(KINDS))
-    if unknown:
-        raise ValueError(f"--exclude-kinds: unknown kinds {unknown}; known: {list(KINDS)}")
-    kinds = tuple(k for k in KINDS if k not in excluded) if excluded else None
+    kinds = None
+    if excluded:
+        drop = combos_named(excluded)
+        kinds = tuple(f"{KINDS[k]}:{STRENGTHS[s]}" for k in range(len(KINDS)) for s in range(len(STRENGTHS))
+                      if (k, s) not in drop)
     with tqdm(total=args.poses, desc="field data", unit="pose") as bar:
         data = build(args.seed, args.poses, args.bank, progress=bar.update, miner=miner, mine_share=args.mine_share,
                      mine_min_target=args.mine_min_target, kinds=kinds)

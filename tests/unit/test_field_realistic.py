@@ -177,8 +177,13 @@ def test_build_draws_only_the_kinds_asked_for_and_names_unknown_ones():
     assert drawn == set(some)
     everything = build(4, 400, 200)
     assert len({int(k) for k in everything.kind.unique()}) == len(D.KINDS)
-    with pytest.raises(ValueError, match="legs_sideways.*choose one or more"):
+    strong = build(4, 400, 200, kinds=("hip_swap:strong", "head_in_chest"))
+    hips = strong.kind == D.KINDS.index("hip_swap")
+    assert set(strong.strength[hips].tolist()) == {2} and len(set(strong.strength[~hips].tolist())) == 3
+    with pytest.raises(ValueError, match="legs_sideways.*choose kinds from"):
         build(4, 10, 10, kinds=("legs_sideways",))
+    with pytest.raises(ValueError, match="hip_swap:huge.*strength"):
+        build(4, 10, 10, kinds=("hip_swap:huge",))
 
 
 def _real_pose_script():
