@@ -106,15 +106,21 @@ def vary_pair(source: torch.Tensor, target: torch.Tensor, source_mask: torch.Ten
     return images[0], images[1]
 
 
-def vary_batch(pairs: dict, seed: int, step: int, rows: list[int]) -> dict:
+def vary_batch(pairs: dict, seed: int, step: int, rows: list[int], share: float = 1.0) -> dict:
     """Apply :func:`vary_pair` to a rendered batch (``world.pairs`` output, images 0..1), row by row; ``rows``
-    are the items' positions in the global batch (the draws depend on them, not on the process)."""
+    are the items' positions in the global batch (the draws depend on them, not on the process). ``share``: the
+    chance that a pair is varied at all (the others stay as rendered)."""
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"train.augment_share must be in [0, 1], got {share}")
     if "source_mask" not in pairs or "target_mask" not in pairs:
         raise ValueError("train.augment=true needs person masks with the pairs (the synthetic world has them; "
                          "this dataset does not): set train.augment=false")
     src, tgt = pairs["source_image"].clone(), pairs["target_image"].clone()
     for k, row in enumerate(rows):
         gen = torch.Generator().manual_seed(seed * 1_000_033 + step * 4_099 + row + 17)
+        if share < 1.0 and float(torch.rand(1, generator=torch.Generator().manual_seed(
+                seed * 1_000_039 + step * 4_111 + row))) >= share:
+            continue
         src[k], tgt[k] = vary_pair(src[k].float(), tgt[k].float(), pairs["source_mask"][k].float(),
                                    pairs["target_mask"][k].float(), gen)
     return {**pairs, "source_image": src, "target_image": tgt}

@@ -34,6 +34,7 @@ class TrainConfig:
     data_root: str = ""
     prior: str = "natural"          # synthetic-world pose prior
     augment: bool = False           # photo backgrounds, colour, blur, noise, JPEG (train/augment.py)
+    augment_share: float = 1.0      # with augment: the share of pairs varied (the rest as rendered)
     pose_jitter: float = 0.0        # noise on the given poses' joints, sigma in body scales (detector readings)
     init_from: str = ""             # a model file to start from (matching tensors copied; models/io.init_from)
     t_sampling: str = "uniform"     # uniform | mid_high (half the batch from t >= 0.3 T, where structure is set)

@@ -13,17 +13,18 @@ class PairSource:
     [B, 18, 3] model-frame pixels); the batch depends only on the step (resumable, seeded)."""
 
     def __init__(self, world, seed: int, preview_set=None, epochs: bool = False, augment: bool = False,
-                 pose_jitter: float = 0.0):
+                 pose_jitter: float = 0.0, augment_share: float = 1.0):
         """``world``: anything with ``len()`` and ``pairs(indices)`` (synthetic world, datasets); ``preview_set``:
         the pairs for sample sheets (default: the synthetic validation split). ``epochs``: walk seeded
         permutations of the pairs (each pair once per epoch: finite datasets) instead of independent draws.
-        ``augment``: photo backgrounds and camera effects (:mod:`.augment`; needs the pairs' person masks).
+        ``augment``: photo backgrounds and camera effects (:mod:`.augment`; needs the pairs' person masks), on
+        an ``augment_share`` of the pairs (the rest as rendered).
         ``pose_jitter``: Gaussian noise on the confident joints of both poses the model is given (not on the
         images), its sigma this share of each pose's body scale: the poses a detector reads off real photos."""
         if not 0 <= pose_jitter <= 0.5:
             raise ValueError(f"train.pose_jitter must be in [0, 0.5] (a share of the body scale), got {pose_jitter}")
         self.world, self.seed, self.preview_set, self.epochs = world, seed, preview_set, epochs
-        self.augment, self.pose_jitter = augment, float(pose_jitter)
+        self.augment, self.pose_jitter, self.augment_share = augment, float(pose_jitter), float(augment_share)
         self._perm: tuple[int, torch.Tensor] | None = None
 
     def indices(self, step: int, size: int) -> list[int]:
@@ -47,7 +48,7 @@ class PairSource:
         if self.augment:
             from .augment import vary_batch
 
-            pairs = vary_batch(pairs, self.seed, step, list(range(size))[rows])
+            pairs = vary_batch(pairs, self.seed, step, list(range(size))[rows], self.augment_share)
         out = self.collate(pairs, device)
         if self.pose_jitter > 0:
             for key, salt in (("source_pose", 1), ("target_pose", 2)):
@@ -109,7 +110,7 @@ def make_source(cfg: TrainConfig, model: RePoseConfig) -> PairSource:
     kind, root = data_spec(cfg.data, cfg.data_root)
     if kind == "synthetic":
         return PairSource(SyntheticWorld("train", height=h, width=w, prior=cfg.prior), cfg.seed, augment=cfg.augment,
-                          pose_jitter=cfg.pose_jitter)
+                          pose_jitter=cfg.pose_jitter, augment_share=cfg.augment_share)
     if not root:
         raise ValueError(f"train.data={cfg.data!r} needs the dataset folder: train.data={kind}:/data/{kind} or "
                          f"train.data_root=/data/{kind} (e.g. --set train.data_root=/data/{kind})")
@@ -118,9 +119,9 @@ def make_source(cfg: TrainConfig, model: RePoseConfig) -> PairSource:
 
         pairs = FolderPairs(root, h, w)
         return PairSource(pairs, cfg.seed, preview_set=pairs, epochs=True, augment=cfg.augment,
-                          pose_jitter=cfg.pose_jitter)
+                          pose_jitter=cfg.pose_jitter, augment_share=cfg.augment_share)
     from ..data.anchors import AnchorPairs
 
     return PairSource(AnchorPairs(root, kind, "train", h, w), cfg.seed,
                       preview_set=AnchorPairs(root, kind, "test", h, w), epochs=True, augment=cfg.augment,
-                      pose_jitter=cfg.pose_jitter)
+                      pose_jitter=cfg.pose_jitter, augment_share=cfg.augment_share)

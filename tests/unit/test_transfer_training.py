@@ -166,6 +166,15 @@ def test_appearance_variety_is_seeded_keeps_the_person_and_changes_the_backgroun
     assert sum(bg) > 1.5 * sum(person)
     with pytest.raises(ValueError, match="person masks"):
         vary_batch({k: v for k, v in raw.items() if not k.endswith("_mask")}, 0, 0, [0, 1])
+    # a share of the pairs: the others come back exactly as rendered, the varied ones as with share 1
+    varied = [vary_batch(raw, seed=2, step=s, rows=[0, 1], share=0.5)["source_image"] for s in range(12)]
+    full = [vary_batch(raw, seed=2, step=s, rows=[0, 1])["source_image"] for s in range(12)]
+    kept = [torch.equal(v[i], raw["source_image"][i]) for v in varied for i in range(2)]
+    assert 4 <= sum(kept) <= 20
+    assert all(torch.equal(v[i], f[i]) for v, f in zip(varied, full) for i in range(2)
+               if not torch.equal(v[i], raw["source_image"][i]))
+    with pytest.raises(ValueError, match="augment_share"):
+        vary_batch(raw, 0, 0, [0, 1], share=1.5)
 
 
 def test_pose_jitter_moves_the_given_joints_by_the_body_scale_and_leaves_images_and_missing_joints():
