@@ -38,6 +38,7 @@ class TrainConfig:
     pose_jitter: float = 0.0        # noise on the given poses' joints, sigma in body scales (detector readings)
     init_from: str = ""             # a model file to start from (matching tensors copied; models/io.init_from)
     t_sampling: str = "uniform"     # uniform | mid_high (half the batch from t >= 0.3 T, where structure is set)
+    workers: int = 0                # processes rendering batches ahead of training (0: in the training process)
     log_every: int = 10
     sample_every: int = 500
     sample_steps: int = 20

@@ -1,7 +1,10 @@
 """Batches of pose-transfer pairs for training, from the synthetic world (or a real dataset)."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
+import torch.utils.data
 
 from ..data.synthetic import SyntheticWorld
 from ..models import RePoseConfig
@@ -65,6 +68,36 @@ class PairSource:
         val = self.preview_set or SyntheticWorld("val", height=self.world.height, width=self.world.width,
                                                  prior=self.world.prior)
         return self.collate(val.pairs(list(range(min(n, len(val))))), device)
+
+
+class StepBatches(torch.utils.data.Dataset):
+    """Item ``k`` = the batch of step ``start + k`` on the CPU: the same batch :meth:`PairSource.batch` gives in the
+    training process, so a ``DataLoader``'s workers can render the batches ahead of training."""
+
+    def __init__(self, source: PairSource, start: int, steps: int, size: int, rows: slice = slice(None)):
+        self.source, self.start, self.steps, self.size, self.rows = source, start, steps, size, rows
+
+    def __len__(self) -> int:
+        return max(0, self.steps - self.start)
+
+    def __getitem__(self, k: int) -> dict[str, torch.Tensor]:
+        return self.source.batch(self.start + k, self.size, torch.device("cpu"), rows=self.rows)
+
+
+def step_batches(source: PairSource, start: int, steps: int, size: int, rows: slice = slice(None),
+                 workers: int = 0) -> Iterator[dict[str, torch.Tensor]]:
+    """The batches of steps ``start .. steps - 1`` in order (CPU tensors). ``workers > 0`` renders them in that many
+    background processes (a few steps ahead); the batches are the same either way: each is a function of its
+    step."""
+    if workers < 0:
+        raise ValueError(f"train.workers must be >= 0, got {workers}")
+    if workers == 0:
+        for step in range(start, steps):
+            yield source.batch(step, size, torch.device("cpu"), rows=rows)
+        return
+    loader = torch.utils.data.DataLoader(StepBatches(source, start, steps, size, rows), batch_size=None,
+                                         shuffle=False, num_workers=workers, prefetch_factor=4)
+    yield from loader
 
 
 def jitter_poses(poses: torch.Tensor, sigma: float, seed: int, step: int, rows: list[int], salt: int) -> torch.Tensor:

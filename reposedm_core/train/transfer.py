@@ -28,7 +28,7 @@ from ..models import RePoseModel, save_model
 from ..models.denoiser import WARP_CENTRED
 from ..models.flow import body_weight, warp
 from .config import TrainConfig, load_config
-from .data import make_source
+from .data import make_source, step_batches
 from .distributed import Dist
 from .state import Trainer
 
@@ -157,10 +157,11 @@ def run(args: argparse.Namespace) -> None:
     t0 = time.time()
     shape = (3, model_cfg.height, model_cfg.width)
     with tqdm(total=cfg.steps, initial=start, desc="transfer training", unit="step", disable=not dist.main) as bar:
-        for step in range(start, cfg.steps):
+        mine = slice(dist.rank * per_rank, (dist.rank + 1) * per_rank)
+        batches = step_batches(source, start, cfg.steps, cfg.batch, mine, cfg.workers)
+        for step, batch in zip(range(start, cfg.steps), batches):
             rnd = draws(cfg, step, cfg.batch, shape, model_cfg.train_timesteps)
-            mine = slice(dist.rank * per_rank, (dist.rank + 1) * per_rank)
-            batch = source.batch(step, cfg.batch, dist.device, rows=mine)
+            batch = {key: v.to(dist.device) for key, v in batch.items()}
             parts_sum: dict[str, float] = {}
             for k in range(cfg.accumulate):
                 sl = slice(k * micro, (k + 1) * micro)

@@ -199,6 +199,24 @@ def test_pose_jitter_moves_the_given_joints_by_the_body_scale_and_leaves_images_
         PairSource(world, seed=0, pose_jitter=-0.1)
 
 
+def test_data_workers_render_the_same_batches_in_step_order():
+    from reposedm_core.train.data import PairSource, step_batches
+
+    world = SyntheticWorld("train", height=TINY.height, width=TINY.width, prior="natural")
+    source = PairSource(world, seed=5, augment=True, augment_share=0.5, pose_jitter=0.02)
+    inline = list(step_batches(source, 3, 7, 4, slice(1, 3)))
+    ahead = list(step_batches(source, 3, 7, 4, slice(1, 3), workers=2))
+    assert len(inline) == len(ahead) == 4
+    for step, (a, b) in enumerate(zip(inline, ahead), start=3):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert torch.equal(a[key], b[key]), (step, key)
+        assert torch.equal(a["source"], source.batch(step, 4, torch.device("cpu"), rows=slice(1, 3))["source"])
+    assert not torch.equal(inline[0]["source"], inline[1]["source"])  # each step its own pairs
+    with pytest.raises(ValueError, match="workers"):
+        next(step_batches(source, 0, 2, 4, workers=-1))
+
+
 def test_init_from_copies_matching_tensors_and_widens_the_input_conv(tmp_path):
     from reposedm_core.models.io import init_from
 
