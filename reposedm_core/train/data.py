@@ -90,14 +90,11 @@ def step_batches(source: PairSource, start: int, steps: int, size: int, rows: sl
     background processes (a few steps ahead); the batches are the same either way: each is a function of its
     step."""
     if workers < 0:
-        raise ValueError(f"train.workers must be >= 0, got {workers}")
+        raise ValueError(f"train.workers must be >= 0 (background processes), got {workers}")
     if workers == 0:
-        for step in range(start, steps):
-            yield source.batch(step, size, torch.device("cpu"), rows=rows)
-        return
-    loader = torch.utils.data.DataLoader(StepBatches(source, start, steps, size, rows), batch_size=None,
-                                         shuffle=False, num_workers=workers, prefetch_factor=4)
-    yield from loader
+        return (source.batch(step, size, torch.device("cpu"), rows=rows) for step in range(start, steps))
+    return iter(torch.utils.data.DataLoader(StepBatches(source, start, steps, size, rows), batch_size=None,
+                                            shuffle=False, num_workers=workers, prefetch_factor=4))
 
 
 def jitter_poses(poses: torch.Tensor, sigma: float, seed: int, step: int, rows: list[int], salt: int) -> torch.Tensor:
