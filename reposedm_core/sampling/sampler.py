@@ -20,8 +20,8 @@ SCHEDULERS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 # The default sampler of the demo model (RePoseSampler, model.sample, make demo, the evaluations): the best
-# scheduler and cfg of a grid on the synthetic *validation* split, re-run for each shipped model (`eval transfer
-# --split val --pairs 48 --grid ddpm,dpmpp_2m,unipc,ddim:1,1.5`, SSIM of the current model: ddpm 0.775 at cfg 1 and
+# scheduler and cfg of a grid on the synthetic *validation* split (`eval transfer --split val --pairs 48 --grid
+# ddpm,dpmpp_2m,unipc,ddim:1,1.5`, SSIM of the model 1,700 steps before the shipped one: ddpm 0.775 at cfg 1 and
 # 1.5, ddim 0.753 / 0.754, dpmpp_2m 0.743 / 0.744, unipc 0.740 / 0.741; cfg 1 costs one forward pass per step
 # instead of two). The test split is only used to report.
 DEFAULT_SCHEDULER = "ddpm"
@@ -29,8 +29,8 @@ DEFAULT_CFG = 1.0
 DEFAULT_STEPS = 20
 # The default share of the noise schedule (ComfyUI's ``denoise``; below 1 sampling starts from the aligned warp
 # noised to that level). Chosen on the validation split (`eval transfer --split val --pairs 48 --denoise D`):
-# denoise 1 / 0.8 / 0.5 give SSIM 0.775 / 0.779 / 0.779 but BlazePose PCK@0.1 0.399 / 0.353 / 0.324 -- starting
-# from the warp keeps some of the warp's pose errors (the warp's own PCK: 0.236) -- so 1, from pure noise.
+# denoise 1 / 0.5 give SSIM 0.778 / 0.783 but BlazePose PCK@0.1 0.426 / 0.318 -- starting from the warp keeps some
+# of the warp's pose errors (the warp's own PCK: 0.277) -- so 1, from pure noise.
 DEFAULT_DENOISE = 1.0
 
 Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
