@@ -84,8 +84,9 @@ class PoseFieldRepair(io.ComfyNode):
             node_id="RePosePoseFieldRepair",
             display_name="Pose Field Repair (RePose)",
             category=f"{CATEGORY}/pose",
-            description="Moves broken poses onto the manifold of valid human poses by gradient steps on the pose "
-                        "field, moving confident joints least. Hands and faces follow their wrists and nose.",
+            description="Moves broken poses onto the manifold of valid human poses: a learned guess of where the "
+                        "broken joints belonged, then gradient steps on the pose field, moving confident joints "
+                        "least. Hands and faces follow their wrists and nose.",
             inputs=[
                 PoseKeypoint.Input("pose_keypoint", tooltip="The poses to repair."),
                 io.Float.Input("strength", default=1.0, min=0.0, max=1.0, step=0.05,
@@ -94,14 +95,19 @@ class PoseFieldRepair(io.ComfyNode):
                              tooltip="Maximum projection steps per pose (a pose stops early once it reaches the "
                                      "valid poses' median distance or stops improving); 0 disables repair."),
                 io.Float.Input("confidence_weight", default=0.8, min=0.0, max=1.0, step=0.05,
-                               tooltip="How much a joint's detection confidence holds it back (0 = all joints "
-                                       "move alike); confident joints of a broken pose still move."),
+                               tooltip="How much a joint's detection confidence holds the field's steps back (0 = "
+                                       "all joints move alike); confident joints of a broken pose still move."),
+                io.Boolean.Input("learned_proposal", default=True, optional=True,
+                                 tooltip="Start each broken pose from the repair proposer's guess of the pose it "
+                                         "came from (a small network shipped with the field). Off = the field's "
+                                         "gradient steps alone, which stop where the field first sees no problem: "
+                                         "on held-out broken poses that stays far from every real body."),
             ],
             outputs=[PoseKeypoint.Output(display_name="pose_keypoint")],
         )
 
     @classmethod
-    def execute(cls, pose_keypoint, strength, steps, confidence_weight) -> io.NodeOutput:
+    def execute(cls, pose_keypoint, strength, steps, confidence_weight, learned_proposal=True) -> io.NodeOutput:
         frames = load_pose_keypoint(pose_keypoint, require_person=False)
         people = list(_people(frames))
         skipped = sum(f.num_people for f in frames) - len(people)
@@ -110,7 +116,8 @@ class PoseFieldRepair(io.ComfyNode):
         if people:
             kp = torch.stack([k for _, _, k in people])
             field = _field()
-            fixed = field.repair(kp, steps=steps, strength=strength, confidence_weight=confidence_weight)
+            fixed = field.repair(kp, steps=steps, strength=strength, confidence_weight=confidence_weight,
+                                 propose=learned_proposal)
             report = field.repair_report(kp, fixed)
             log.info("Pose Field Repair: field distance %s -> %s, nearest valid pose %s -> %s (per person)",
                      *(", ".join(f"{v:.3f}" for v in report[k].tolist())

@@ -7,7 +7,7 @@ import logging
 
 # subcommand -> module with add_arguments(parser) and run(args)
 PARTS = {"field": "reposedm_core.train.field", "transfer": "reposedm_core.train.transfer",
-         "estimator": "reposedm_core.train.estimator"}
+         "estimator": "reposedm_core.train.estimator", "repair": "reposedm_core.train.repair"}
 
 
 def main(argv: list[str] | None = None) -> None:

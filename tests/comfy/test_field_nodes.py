@@ -11,8 +11,8 @@ def _synthetic(batch=3, pose_seed=40):
             "inputs": {"seed": 5, "pose_seed": pose_seed, "width": 176, "height": 256, "batch_size": batch}}
 
 
-def _save(node, prefix):
-    return {"class_type": "RePoseSavePoseJSON", "inputs": {"pose_keypoint": [node, 0], "filename_prefix": prefix,
+def _save(node, prefix, output=0):
+    return {"class_type": "RePoseSavePoseJSON", "inputs": {"pose_keypoint": [node, output], "filename_prefix": prefix,
                                                            "normalized": False}}
 
 
@@ -34,6 +34,16 @@ def test_score_repair_and_corrupt_in_one_graph(comfy):
         "7": {"class_type": "SaveImage", "inputs": {"images": ["4", 2], "filename_prefix": "field/blame"}},
         "8": _save("5", "field/repaired"),
         "9": _save("2", "field/broken"),
+        "10": {"class_type": "RePoseCorruptPose",
+               "inputs": {"pose_keypoint": ["1", 1], "kind": "head_in_chest", "strength": "strong", "seed": 3}},
+        "11": {"class_type": "RePosePoseFieldRepair",
+               "inputs": {"pose_keypoint": ["10", 0], "strength": 1.0, "steps": 8, "confidence_weight": 0.8}},
+        "12": {"class_type": "RePosePoseFieldRepair",
+               "inputs": {"pose_keypoint": ["10", 0], "strength": 1.0, "steps": 8, "confidence_weight": 0.8,
+                          "learned_proposal": False}},
+        "13": _save("11", "field/head_repaired"),
+        "14": _save("12", "field/head_steps_alone"),
+        "15": _save("1", "field/valid", 1),
     }
     result = comfy.run(prompt)
     assert result.status == "success", result.error()
@@ -49,6 +59,20 @@ def test_score_repair_and_corrupt_in_one_graph(comfy):
     a = np.array(fixed[0]["people"][0]["pose_keypoints_2d"]).reshape(18, 3)
     b = np.array(bad[0]["people"][0]["pose_keypoints_2d"]).reshape(18, 3)
     assert np.array_equal(a[:, 2], b[:, 2]) and np.abs(a[:, :2] - b[:, :2]).max() > 1
+
+    # The learned proposal (on by default; a prompt without the input gets it) brings heads pushed into the chest
+    # nearer to where they were than the field's steps alone (eval field: medium heads in the chest repaired 78 %,
+    # while the field's steps alone repair 1.3 % of all medium corruptions; on detached joints, as above, the
+    # proposal helps little: 13 %).
+    def people(node):
+        frames = json.loads((comfy.home / "output" / result.outputs[node]["text"][0]).read_text())
+        return np.stack([np.array(p["pose_keypoints_2d"]).reshape(18, 3) for f in frames for p in f["people"]])
+
+    truth, with_proposal, alone = people("15"), people("13"), people("14")
+    seen = truth[..., 2] > 0
+    err = {name: np.linalg.norm(p[..., :2] - truth[..., :2], axis=-1)[seen].mean()
+           for name, p in (("proposal", with_proposal), ("alone", alone))}
+    assert err["proposal"] < 0.8 * err["alone"], err
 
 
 def test_repair_keeps_hands_and_faces_and_passes_empty_frames(comfy):

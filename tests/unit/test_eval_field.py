@@ -102,6 +102,14 @@ def test_report_auroc_and_repair_rows_are_what_they_say(report, data):
     assert float(row[3]) == pytest.approx(float((after < field.valid_median).float().mean()), abs=1e-3)
     assert float(row[4]) == pytest.approx(float(field.distance(bad).mean()), abs=1e-3)
     assert float(row[5]) == pytest.approx(float(after.mean()), abs=1e-3)
+    alone = field.distance(field.repair(bad, propose=False))                 # the comparison rows below it
+    row = _row(report, "Repair", "field steps alone (propose=False)")
+    assert float(row[2]) == pytest.approx(float((alone < field.valid_median).float().mean()), abs=1e-3)
+    src = data.source_kp[medium]
+    exact = torch.cat([src[..., :2], bad[..., 2:]], -1) * (bad[..., 2:] > 0)
+    row = _row(report, "Repair", "ceiling: the uncorrupted pose, no jitter")
+    assert float(row[1]) == pytest.approx(float((field.distance(exact) < field.valid_median).float().mean()),
+                                          abs=1e-3) and float(row[3]) == 0.0
     section = "The field vs an oracle that knows each pose's body (medium corruptions)"
     row = _row(report, section, "all kinds")
     medium_all = data.strength == STRENGTHS.index("medium")
