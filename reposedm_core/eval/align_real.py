@@ -14,8 +14,8 @@ video shows three people, not all of them found in every frame); ``--max-pairs``
 Rows, same pairs for every row: the model's alignment at its default iterations (the learned refinement), at
 ``iterations=0`` (the analytic per-limb flow it starts from), and a per-limb similarity warp with a hard
 nearest-bone assignment (each target pixel takes exactly one bone's similarity transform) — the classical
-baseline. With ``--results``, also the model's sampled image (default alignment, the default sampler) -- what a real
-photo through the demo model becomes. Metrics: masked SSIM (both images multiplied by the target's BlazePose
+baseline. With ``--results``, also the model's sampled image (the default sampler) from the default alignment -- what
+a real photo through the demo model becomes -- and from the ``iterations=0`` alignment. Metrics: masked SSIM (both images multiplied by the target's BlazePose
 mask, then SSIM of the papers' evaluation code) and masked L1; ``--save PNG`` writes a sheet of the first pairs
 (source | target frame | warp | result per model) to look at.
 """
@@ -205,14 +205,19 @@ def run(args: argparse.Namespace) -> None:
             if iterations is None:
                 sheet.append(warped[:6])
                 default = chunks      # the alignments the result is sampled from
+            else:
+                analytic = chunks
         if args.results:
             extra = {} if args.denoise is None else {"denoise": args.denoise}
-            result = torch.cat([model.sample(a, seed=i, **extra) for i, a in default.items()])
-            m = masked_scores(result, tgt, masks)
             how = "default sampler" + ("" if args.denoise is None else f", denoise {args.denoise:g}")
-            rows.append([f"{name}: sampled result ({how})", m["ssim"], m["l1"]])
-            log.info("%s result: %s", name, m)
-            sheet.append(result[:6])
+            # the result from each alignment: does the sampler still need the refinement on photos?
+            for which, alignments in (("default alignment", default), ("iterations=0", analytic)):
+                result = torch.cat([model.sample(a, seed=i, **extra) for i, a in alignments.items()])
+                m = masked_scores(result, tgt, masks)
+                rows.append([f"{name}: sampled result ({which}, {how})", m["ssim"], m["l1"]])
+                log.info("%s result (%s): %s", name, which, m)
+                if alignments is default:
+                    sheet.append(result[:6])
     if args.save:
         from ..utils.images import save_grid
 

@@ -252,8 +252,9 @@ def test_real_video_tracks_split_people_and_crops_map_poses():
 
 
 def test_eval_align_scores_and_shows_the_sampled_result_on_real_video_pairs(tmp_path):
-    """`eval align --results --save` on a few real sports2d pairs: a row for the model's sampled image next to the
-    warps, every score a number in range, and a sheet of source | target | warp | result."""
+    """`eval align --results --save` on a few real sports2d pairs: rows for the model's sampled image (from its
+    default alignment and from iterations=0) next to the warps, every score a number in range, and a sheet of
+    source | target | warp | result."""
     import re
 
     from PIL import Image
@@ -268,12 +269,17 @@ def test_eval_align_scores_and_shows_the_sampled_result_on_real_video_pairs(tmp_
           "--gap", "30", "--max-pairs", "2", "--save", str(sheet), "--out", str(out)])
     rows = dict(re.findall(r"^\| (.+?) \| ([0-9.]+) \| [0-9.]+ \|$", out.read_text(), re.M))
     assert set(rows) == {"per-limb similarity warp (hard assignment)", "shipped: default (3 iterations)",
-                         "shipped: iterations=0 (analytic flow)", "shipped: sampled result (default sampler)"}, rows
+                         "shipped: iterations=0 (analytic flow)",
+                         "shipped: sampled result (default alignment, default sampler)",
+                         "shipped: sampled result (iterations=0, default sampler)"}, rows
     assert all(0.3 < float(v) <= 1 for v in rows.values()), rows
+    assert rows["shipped: sampled result (iterations=0, default sampler)"] != \
+        rows["shipped: sampled result (default alignment, default sampler)"], rows      # sampled from each
     assert Image.open(sheet).size == (4 * 64 + 5 * 2, 2 * 96 + 3 * 2)
     again = tmp_path / "align_denoise.md"
     main(["align", "--video", str(PHOTOS / "demo.mp4"), "--model", "shipped=shipped", "--results", "--stride", "30",
           "--gap", "30", "--max-pairs", "2", "--denoise", "0.3", "--out", str(again)])
     low = dict(re.findall(r"^\| (.+?) \| ([0-9.]+) \| [0-9.]+ \|$", again.read_text(), re.M))
-    name = "shipped: sampled result (default sampler, denoise 0.3)"
-    assert name in low and low[name] != rows["shipped: sampled result (default sampler)"], low
+    name = "shipped: sampled result (default alignment, default sampler, denoise 0.3)"
+    assert name in low and low[name] != rows["shipped: sampled result (default alignment, default sampler)"], low
+    assert "shipped: sampled result (iterations=0, default sampler, denoise 0.3)" in low
