@@ -29,8 +29,9 @@ DEFAULT_CFG = 1.0
 DEFAULT_STEPS = 20
 # The default share of the noise schedule (ComfyUI's ``denoise``; below 1 sampling starts from the aligned warp
 # noised to that level). Chosen on the validation split (`eval transfer --split val --pairs 48 --denoise D`):
-# denoise 1 / 0.5 give SSIM 0.778 / 0.783 but BlazePose PCK@0.1 0.426 / 0.318 -- starting from the warp keeps some
-# of the warp's pose errors (the warp's own PCK: 0.277) -- so 1, from pure noise.
+# denoise 1 / 0.5 give SSIM 0.784 / 0.786 but BlazePose PCK@0.1 0.393 / 0.350 -- starting from the warp keeps some
+# of the warp's pose errors (the warp's own PCK: 0.254) -- so 1, from pure noise (the model shipped before it:
+# 0.778 / 0.783, PCK 0.426 / 0.318).
 DEFAULT_DENOISE = 1.0
 
 Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
