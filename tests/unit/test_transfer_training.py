@@ -267,19 +267,23 @@ def test_eval_align_scores_and_shows_the_sampled_result_on_real_video_pairs(tmp_
     out, sheet = tmp_path / "align.md", tmp_path / "sheet.png"
     main(["align", "--video", str(PHOTOS / "demo.mp4"), "--model", "shipped=shipped", "--results", "--stride", "30",
           "--gap", "30", "--max-pairs", "2", "--save", str(sheet), "--out", str(out)])
-    rows = dict(re.findall(r"^\| (.+?) \| ([0-9.]+) \| [0-9.]+ \|$", out.read_text(), re.M))
+    table = r"^\| (.+?) \| ([0-9.]+ \| [0-9.]+) \|$"                  # row name -> "SSIM | L1"
+    rows = dict(re.findall(table, out.read_text(), re.M))
     assert set(rows) == {"per-limb similarity warp (hard assignment)", "shipped: default (3 iterations)",
                          "shipped: iterations=0 (analytic flow)",
                          "shipped: sampled result (default alignment, default sampler)",
                          "shipped: sampled result (iterations=0, default sampler)"}, rows
-    assert all(0.3 < float(v) <= 1 for v in rows.values()), rows
+    assert all(0.3 < float(v.split("|")[0]) <= 1 and 0 < float(v.split("|")[1]) < 0.5 for v in rows.values()), rows
     assert rows["shipped: sampled result (iterations=0, default sampler)"] != \
         rows["shipped: sampled result (default alignment, default sampler)"], rows      # sampled from each
     assert Image.open(sheet).size == (4 * 64 + 5 * 2, 2 * 96 + 3 * 2)
     again = tmp_path / "align_denoise.md"
     main(["align", "--video", str(PHOTOS / "demo.mp4"), "--model", "shipped=shipped", "--results", "--stride", "30",
           "--gap", "30", "--max-pairs", "2", "--denoise", "0.3", "--out", str(again)])
-    low = dict(re.findall(r"^\| (.+?) \| ([0-9.]+) \| [0-9.]+ \|$", again.read_text(), re.M))
-    name = "shipped: sampled result (default alignment, default sampler, denoise 0.3)"
-    assert name in low and low[name] != rows["shipped: sampled result (default alignment, default sampler)"], low
-    assert "shipped: sampled result (iterations=0, default sampler, denoise 0.3)" in low
+    low = dict(re.findall(table, again.read_text(), re.M))
+    # the denoise reached the sampler: the two sampled rows are not the denoise-1 rows (either may coincide to
+    # three decimals on two pairs -- the default alignment's did with the stop-25 model -- but not both)
+    names = ("shipped: sampled result (default alignment, default sampler{})",
+             "shipped: sampled result (iterations=0, default sampler{})")
+    assert all(n.format(", denoise 0.3") in low for n in names), low
+    assert [low[n.format(", denoise 0.3")] for n in names] != [rows[n.format("")] for n in names], (low, rows)
