@@ -29,17 +29,17 @@ from .model import TRAINING_SCALE, normalise, root_and_unit
 KIND = "pose-repair-proposer"
 # A pose takes its proposal only where the proposer is this sure that one of its joints is broken. Measured with
 # the shipped weights (`eval field` data and the real readings of eval/data/real_poses.json): gate 0 / 0.5 / 0.8,
-# medium corruptions repaired 36.2 / 36.0 / 35.0 %; the real readings, which the field mostly scores above the
-# valid median (74 %) and repair therefore touches, take the proposal 74 / 20 / 5 % of the time (the joints of the
-# correct ones move a mean 0.048 body units at gate 0, 0.011 at 0.8, 0.004 by field steps alone); real readings
-# with the hips swapped by hand end 0.38 / 0.26 / 0.18 from the reading (field steps alone 0.11).
+# medium corruptions repaired 44.0 / 43.7 / 43.0 %; the real readings, which the field mostly scores above the
+# valid median (74 %) and repair therefore touches, take the proposal 74 / 23 / 9 % of the time (the joints of the
+# correct ones move a mean 0.044 / 0.021 / 0.012 body units; 0.004 by field steps alone); real readings with the
+# hips swapped by hand end 0.27 / 0.15 / 0.10 from the reading (field steps alone 0.11).
 GATE = 0.8
 SHIPPED = Path(__file__).resolve().parents[1] / "weights" / "pose_repair.safetensors"
 
 
 @dataclass
 class ProposerConfig:
-    width: int = 768
+    width: int = 1024
     layers: int = 3
     scale: str = TRAINING_SCALE
 

@@ -32,7 +32,7 @@ SANE = 4.0           # body units: pairs with a joint further than this from the
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="safetensors file to write")
     p.add_argument("--seed", type=int, default=6_000_013)
-    p.add_argument("--poses", type=int, default=600_000, help="procedural poses drawn (about as many corrupted)")
+    p.add_argument("--poses", type=int, default=1_200_000, help="procedural poses drawn (about as many corrupted)")
     p.add_argument("--valid-share", type=float, default=0.25,
                    help="valid poses added (mapped to themselves), as a share of the corrupted ones")
     p.add_argument("--stretch", type=float, default=0.0, metavar="SHARE",

@@ -61,9 +61,9 @@ def test_score_repair_and_corrupt_in_one_graph(comfy):
     assert np.array_equal(a[:, 2], b[:, 2]) and np.abs(a[:, :2] - b[:, :2]).max() > 1
 
     # The learned proposal (on by default; a prompt without the input gets it) brings heads pushed into the chest
-    # nearer to where they were than the field's steps alone (eval field: medium heads in the chest repaired 78 %,
+    # nearer to where they were than the field's steps alone (eval field: medium heads in the chest repaired 80 %,
     # while the field's steps alone repair 1.3 % of all medium corruptions; on detached joints, as above, the
-    # proposal helps little: 13 %).
+    # proposal helps less: 21 %).
     def people(node):
         frames = json.loads((comfy.home / "output" / result.outputs[node]["text"][0]).read_text())
         return np.stack([np.array(p["pose_keypoints_2d"]).reshape(18, 3) for f in frames for p in f["people"]])
