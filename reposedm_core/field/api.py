@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from ..pose.validate import check_keypoints
-from ..utils.checkpoint import load_state_strict, read_checkpoint, save_checkpoint
+from ..utils.checkpoint import load_checkpoint_module, save_checkpoint
 from .distance import nearest_distance
 from .model import FieldConfig, PoseInteractionField, normalise, root_and_unit
 
@@ -196,15 +196,8 @@ def load_pose_field(path: str | os.PathLike | None = None, device: torch.device 
     if path == SHIPPED and not SHIPPED.is_file():
         raise FileNotFoundError(f"the shipped pose field {SHIPPED} is missing; reinstall the pack or train one "
                                 "with `python -m reposedm_core.train field --out ...`")
-    # Normal (not inference-mode) tensors even when called under torch.inference_mode(), as ComfyUI runs
-    # prompts: the field is differentiated (gradients w.r.t. keypoints) in repair and guidance.
-    with torch.inference_mode(False):
-        config, tensors, extra = read_checkpoint(path, KIND)
-        try:
-            model = PoseInteractionField(FieldConfig(**config))
-        except TypeError as e:
-            raise ValueError(f"{path.name}: its config {config} does not describe a pose field ({e})") from e
-        load_state_strict(model, tensors, path.name)
+    # normal tensors even under inference mode: the field is differentiated (w.r.t. keypoints) in repair and guidance
+    model, extra = load_checkpoint_module(path, KIND, lambda c: PoseInteractionField(FieldConfig(**c)), "pose field")
     if proposer is not None:
         from .proposer import load_repair_proposer
 

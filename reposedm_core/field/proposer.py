@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..utils.checkpoint import load_state_strict, read_checkpoint, save_checkpoint
+from ..utils.checkpoint import load_checkpoint_module, save_checkpoint
 from .model import TRAINING_SCALE, normalise, root_and_unit
 
 KIND = "pose-repair-proposer"
@@ -96,14 +96,8 @@ def load_repair_proposer(path: str | os.PathLike | None = None) -> RepairPropose
     if path is None and not SHIPPED.is_file():
         raise FileNotFoundError(f"the shipped repair proposer {SHIPPED} is missing; reinstall the pack or train "
                                 "one with `python -m reposedm_core.train repair --out FILE`")
-    path = Path(path) if path is not None else SHIPPED
-    with torch.inference_mode(False):
-        config, tensors, _ = read_checkpoint(path, KIND)
-        try:
-            model = RepairProposer(ProposerConfig(**config))
-        except TypeError as e:
-            raise ValueError(f"{path.name}: its config {config} does not describe a repair proposer ({e})") from e
-        load_state_strict(model, tensors, path.name)
+    model, _ = load_checkpoint_module(SHIPPED if path is None else path, KIND,
+                                      lambda c: RepairProposer(ProposerConfig(**c)), "repair proposer")
     for p in model.parameters():
         p.requires_grad_(False)
     return model.eval()

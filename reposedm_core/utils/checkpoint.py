@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -85,6 +85,23 @@ def load_state_strict(module: torch.nn.Module, tensors: dict[str, torch.Tensor],
     if problems:
         raise CheckpointError(f"{name} does not match its config: " + "; ".join(problems))
     module.load_state_dict(tensors, strict=True)
+
+
+def load_checkpoint_module(path: str | os.PathLike, kind: str, build: Callable[[dict[str, Any]], torch.nn.Module],
+                           what: str) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """(module, extra) of a checkpoint of ``kind``: ``build(config)`` makes the module (a config it cannot take --
+    a TypeError -- is a ValueError naming the file and ``what`` it should describe), then every key and shape
+    is checked and loaded. The tensors are normal ones even under ``torch.inference_mode()`` (as ComfyUI runs
+    prompts), so the module can be differentiated."""
+    path = Path(path)
+    with torch.inference_mode(False):
+        config, tensors, extra = read_checkpoint(path, kind)
+        try:
+            module = build(config)
+        except TypeError as e:
+            raise ValueError(f"{path.name}: its config {config} does not describe a {what} ({e})") from e
+        load_state_strict(module, tensors, path.name)
+    return module, extra
 
 
 def save_training_state(path: str | os.PathLike, tensors: dict[str, torch.Tensor],
