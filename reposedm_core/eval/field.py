@@ -1,6 +1,6 @@
 """Evaluate a pose field on held-out procedural poses (seeds never used in training).
 
-    python -m reposedm_core.eval field [--weights FILE] [--poses 6000] [--out outputs/field_eval.md]
+    python -m reposedm_core.eval field [--weights FILE] [--proposer FILE|none] [--poses 6000] [--out outputs/field_eval.md]
 
 Prints: the pass rate of real human poses (BlazePose readings of real footage, ``eval/data/real_poses.json``,
 by pose type over the correct readings, the share of misreadings rejected, every rejected pose listed), AUROC
@@ -35,6 +35,9 @@ OFF_MANIFOLD = 0.2  # body units: a corruption at least this far from every vali
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", default=None, help="field checkpoint (default: the shipped one)")
+    p.add_argument("--proposer", default="shipped",
+                   help="repair proposer checkpoint the repair starts with ('shipped', a safetensors file, or 'none' "
+                        "for the field's steps alone)")
     p.add_argument("--poses", type=int, default=6000, help="held-out valid (and as many corrupted) poses")
     p.add_argument("--bank", type=int, default=50_000)
     p.add_argument("--repair-poses", type=int, default=600, help="medium corruptions to repair")
@@ -247,7 +250,8 @@ def repair_report(field, data, n: int, seed: int = EVAL_SEED) -> str:
     # the same criterion for other repairs, and for what a perfect repair would return
     exact = torch.cat([src[..., :2], bad[..., 2:]], -1) * present.unsqueeze(-1)
     rejittered = jitter(exact, torch.Generator().manual_seed(seed + 5))
-    variants = [("the default repair (proposal, then field steps)", fixed)]
+    variants = [("the default repair (proposal, then field steps)" if field.proposer is not None
+                 else "the default repair (field steps; no proposer)", fixed)]
     if field.proposer is not None:
         variants.append(("field steps alone (propose=False)", field.repair(bad, propose=False)))
         variants.append(("the proposal alone (no field steps)", field.repair(bad, steps=1)))
@@ -291,13 +295,13 @@ def invariance_report(field, data, gap: float, seed: int) -> str:
 
 
 def run(args: argparse.Namespace) -> None:
-    field = load_pose_field(args.weights)
+    field = load_pose_field(args.weights, proposer=None if args.proposer == "none" else args.proposer)
     real, _ = real_pose_report(field, args.real_poses)
     data = build(args.seed, args.poses, args.bank, valid_targets=True)
     f_valid, f_bad = field.distance(data.valid_kp), field.distance(data.bad_kp)
     det, mono, gap = detection_tables(f_valid, f_bad, data)
     report = "\n\n".join([
-        f"# Pose field evaluation\n\nweights: {args.weights or 'shipped'}; held-out seed {args.seed}; "
+        f"# Pose field evaluation\n\nweights: {args.weights or 'shipped'}; repair proposer: {args.proposer}; held-out seed {args.seed}; "
         f"{len(f_valid)} valid and {len(f_bad)} corrupted poses.",
         "## Real human poses\n\n" + real,
         f"## Valid vs corrupted (AUROC)\n\n'all' uses every corrupted pose; 'off' only those whose true distance "

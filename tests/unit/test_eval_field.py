@@ -119,6 +119,24 @@ def test_report_auroc_and_repair_rows_are_what_they_say(report, data):
     assert change < 1e-4                                               # the field is shift and scale invariant
 
 
+def test_proposer_option_chooses_what_the_repair_starts_with(report, tmp_path):
+    """``--proposer none`` repairs by field steps alone: its default row is the shipped report's steps-alone row
+    (same data, same seed), and the comparison rows that need a proposer are left out."""
+    from reposedm_core.eval.__main__ import main
+
+    out = tmp_path / "none.md"
+    main(["field", "--poses", str(POSES), "--bank", str(BANK), "--repair-poses", str(REPAIR), "--seed", str(SEED),
+          "--proposer", "none", "--out", str(out)])
+    text = out.read_text()
+    assert "repair proposer: none" in text and "repair proposer: shipped" in report
+    default = _row(text, "Repair", "the default repair (field steps; no proposer)")
+    assert default[1:] == _row(report, "Repair", "field steps alone (propose=False)")[1:]
+    assert "field steps alone (propose=False)" not in text and "the proposal alone" not in text
+    with pytest.raises(Exception, match="missing.safetensors"):
+        main(["field", "--poses", "20", "--bank", "50", "--proposer", str(tmp_path / "missing.safetensors"),
+              "--out", str(tmp_path / "x.md")])
+
+
 def test_hand_made_breakages_of_real_poses_are_reported_as_computed(report):
     from reposedm_core.eval.field import break_by_hand, whole_standing_real_poses
 
