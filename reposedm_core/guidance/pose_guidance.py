@@ -36,11 +36,12 @@ def joint_weights(part_weights: dict[str, float] | None, device=None) -> torch.T
 
 
 def pose_loss(estimated: torch.Tensor, target: torch.Tensor, field_model, target_weight: float,
-              weights: torch.Tensor) -> torch.Tensor:
+              weights: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
     """Field distance of the estimated pose + target_weight * weighted mean squared joint error (torso units).
 
     estimated, target: ``[B, 18, 3]`` pixels of one frame. Returns ``[B]``. Joints missing in the target do
-    not count; a pose with fewer than 2 estimated joints contributes no field term.
+    not count; a pose with fewer than 2 estimated joints contributes no field term. ``positions`` ``[B, 18, 2+]``:
+    where the joint error reads each joint (default: ``estimated``'s own positions).
     """
     present = estimated[..., 2] > 0
     enough = present.sum(-1) >= 2
@@ -49,7 +50,8 @@ def pose_loss(estimated: torch.Tensor, target: torch.Tensor, field_model, target
         dist = dist.masked_scatter(enough, field_model(estimated[enough]))
     _, scale, _ = root_and_scale(target)
     w = weights.to(target.device) * (target[..., 2] > 0)
-    err = ((estimated[..., :2] - target[..., :2]) ** 2).sum(-1) / scale[:, None] ** 2
+    xy = (estimated if positions is None else positions)[..., :2]
+    err = ((xy - target[..., :2]) ** 2).sum(-1) / scale[:, None] ** 2
     return dist + target_weight * (w * err).sum(-1) / w.sum(-1).clamp_min(1.0)
 
 
@@ -70,17 +72,7 @@ def guidance_loss(estimator, images: torch.Tensor, target: torch.Tensor, field_m
     # Readers that crop a region of interest (BlazePose) read it around the target pose: the crop is then a
     # constant of the step and the reading stays differentiable even where a noisy estimate hides the person.
     out = predict(images, poses=target) if getattr(estimator, "accepts_pose_roi", False) else predict(images)
-    raw = torch.cat([out.xy, out.keypoints[..., 2:]], -1)
-    estimated = out.keypoints
-    present = estimated[..., 2] > 0
-    enough = present.sum(-1) >= 2
-    dist = torch.zeros(estimated.shape[0], device=estimated.device, dtype=estimated.dtype)
-    if enough.any():
-        dist = dist.masked_scatter(enough, field_model(estimated[enough]))
-    _, scale, _ = root_and_scale(target)
-    w = weights.to(target.device) * (target[..., 2] > 0)
-    err = ((raw[..., :2] - target[..., :2]) ** 2).sum(-1) / scale[:, None] ** 2
-    return dist + target_weight * (w * err).sum(-1) / w.sum(-1).clamp_min(1.0)
+    return pose_loss(out.keypoints, target, field_model, target_weight, weights, positions=out.xy)
 
 
 @dataclass
