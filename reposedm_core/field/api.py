@@ -82,7 +82,7 @@ class PoseField:
 
     def repair(self, keypoints, steps: int = 64, strength: float = 1.0, confidence_weight: float = 0.8,
                tolerance: float | None = None, max_step: float = 0.25, patience: int = 10,
-               min_gain: float = 0.01, propose: bool = True) -> torch.Tensor:
+               min_gain: float = 0.01, propose: bool = True, gate: float | None = None) -> torch.Tensor:
         """Move broken poses to where they most likely belonged, then project them onto the manifold of valid
         poses by weighted first-order steps.
 
@@ -108,6 +108,8 @@ class PoseField:
             confidence_weight: 0..1, how much a joint's confidence holds it back.
             tolerance: distance under which a pose counts as repaired.
             propose: take the proposer's move first (when the field has a proposer).
+            gate: how sure (0..1) the proposer must be that a joint is broken for a pose to take its proposal
+                (default ``proposer.GATE``; ``python -m reposedm_core.eval field`` reports other gates).
 
         Returns:
             keypoints ``[..., 18, 3]``: missing joints and all confidences unchanged. See :meth:`repair_report`
@@ -119,6 +121,8 @@ class PoseField:
             raise ValueError(f"confidence_weight must be in [0, 1], got {confidence_weight}")
         if steps < 0:
             raise ValueError(f"steps must be >= 0, got {steps}")
+        if gate is not None and not 0.0 <= gate <= 1.0:
+            raise ValueError(f"gate must be in [0, 1], got {gate}")
         kp = self._check(keypoints)
         tol = self.valid_median if tolerance is None else float(tolerance)
         flat = kp.reshape(-1, 18, 3).clone()
@@ -131,7 +135,8 @@ class PoseField:
         if propose and self.proposer is not None and steps > 0:
             broken = self.distance(flat) >= tol
             if broken.any():
-                moved = self.proposer.propose(flat[broken])[..., :2]
+                extra = {} if gate is None else {"gate": gate}
+                moved = self.proposer.propose(flat[broken], **extra)[..., :2]
                 xy[broken] = torch.where(present[broken], moved, xy[broken])
             steps -= 1
         for _ in range(steps):

@@ -28,7 +28,7 @@ from .model import TRAINING_SCALE, normalise, root_and_unit
 
 KIND = "pose-repair-proposer"
 # A pose takes its proposal only where the proposer is this sure that one of its joints is broken. Measured with
-# the shipped weights (`eval field` data and the real readings of eval/data/real_poses.json): gate 0 / 0.5 / 0.8,
+# the shipped weights (`python -m reposedm_core.eval field`, its "Repair gate" table): gate 0 / 0.5 / 0.8,
 # medium corruptions repaired 44.0 / 43.7 / 43.0 %; the real readings, which the field mostly scores above the
 # valid median (74 %) and repair therefore touches, take the proposal 74 / 23 / 9 % of the time (the joints of the
 # correct ones move a mean 0.044 / 0.021 / 0.012 body units; 0.004 by field steps alone); real readings with the

@@ -119,6 +119,30 @@ def test_report_auroc_and_repair_rows_are_what_they_say(report, data):
     assert change < 1e-4                                               # the field is shift and scale invariant
 
 
+def test_gate_rows_agree_with_the_repairs_they_name(report):
+    from reposedm_core.field.proposer import GATE
+
+    field = load_pose_field()
+    default = _row(report, "Repair gate", f"gate {GATE:g} (the default)")
+    assert default[1] == _row(report, "Repair", "the default repair (proposal, then field steps)")[1]
+    alone = _row(report, "Repair gate", "field steps alone (no proposal)")
+    assert alone[1] == _row(report, "Repair", "field steps alone (propose=False)")[1] and float(alone[2]) == 0
+    assert default[4] == _row(report, "Hand-made broken poses", "legs crossed at the hips")[7]
+    low = _row(report, "Repair gate", "gate 0")
+    assert float(low[2]) >= float(_row(report, "Repair gate", "gate 0.5")[2]) >= float(default[2]) > 0
+    # gate 0: every real reading the field scores at or above its valid median takes the proposal
+    frames = json.loads(REAL_POSES.read_text())
+    from reposedm_core.pose import load_pose_keypoint
+
+    real = torch.stack([load_pose_keypoint([f], require_person=True)[0].keypoints[0] for f in frames])
+    offered = float((field.distance(real) >= field.valid_median).float().mean())
+    assert float(low[2]) == pytest.approx(offered, abs=2e-3)
+    moved = field.repair(real, gate=0.0)[..., :2] - real[..., :2]
+    assert moved.abs().amax() > 0
+    with pytest.raises(ValueError, match="gate must be in"):
+        field.repair(real[:1], gate=1.5)
+
+
 def test_proposer_option_chooses_what_the_repair_starts_with(report, tmp_path):
     """``--proposer none`` repairs by field steps alone: its default row is the shipped report's steps-alone row
     (same data, same seed), and the comparison rows that need a proposer are left out."""
