@@ -32,14 +32,14 @@ SANE = 4.0           # body units: pairs with a joint further than this from the
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="safetensors file to write")
     p.add_argument("--seed", type=int, default=6_000_013)
-    p.add_argument("--poses", type=int, default=1_200_000, help="procedural poses drawn (about as many corrupted)")
+    p.add_argument("--poses", type=int, default=2_000_000, help="procedural poses drawn (about as many corrupted)")
     p.add_argument("--valid-share", type=float, default=0.25,
                    help="valid poses added (mapped to themselves), as a share of the corrupted ones")
     p.add_argument("--stretch", type=float, default=0.0, metavar="SHARE",
                    help="this share of the corrupted pairs has its corruption scaled by a factor drawn from "
                         "0.5..--stretch-max (breakages beyond the data's strengths, as a user's can be)")
     p.add_argument("--stretch-max", type=float, default=3.0)
-    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--batch", type=int, default=512)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--width", type=int, default=ProposerConfig.width)
