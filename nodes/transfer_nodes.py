@@ -122,7 +122,7 @@ class RecurrentPoseAlign(io.ComfyNode):
                                      "demo model's sampler needs its refinement (3) on synthetic people; on real "
                                      "photos its refinement measured worse than the analytic warp (masked SSIM "
                                      "0.826 vs 0.861 on video pairs, `eval align`), and so did the sampled "
-                                     "result from it (0.844 vs 0.848): use 0 there, or the Person Layer Warp + "
+                                     "result from it (0.843 vs 0.847): use 0 there, or the Person Layer Warp + "
                                      "SD photo workflow."),
                 io.Int.Input("person_index", default=0, min=0, max=63,
                              tooltip="Which person of each frame to use when a frame holds several."),
@@ -177,9 +177,9 @@ class RePoseSampler(io.ComfyNode):
                                tooltip="Share of the noise schedule to run, as KSampler's denoise: below 1 sampling "
                                        "starts from the warped source noised to that level, keeping more of the "
                                        "source's look; 1 = from pure noise. On held-out validation people the demo "
-                                       "model at 0.5 matched the truth's pixels slightly better (SSIM 0.786 vs "
-                                       "0.784) but the target pose less often (keypoints within 0.1 torso: 35 % vs "
-                                       "39 %), hence the default 1."),
+                                       "model at 0.5 matched the truth's pixels slightly better (SSIM 0.791 vs "
+                                       "0.789) but the target pose less often (keypoints within 0.1 torso: 37 % vs "
+                                       "45 %), hence the default 1."),
             ],
             outputs=[io.Image.Output(display_name="image")],
         )

@@ -21,7 +21,7 @@ SCHEDULERS: dict[str, tuple[str, dict[str, Any]]] = {
 
 # The default sampler of the demo model (RePoseSampler, model.sample, make demo, the evaluations): the best
 # scheduler and cfg of a grid on the synthetic *validation* split (`eval transfer --split val --pairs 48 --grid
-# ddpm,dpmpp_2m,unipc,ddim:1,1.5`, SSIM of the model 1,700 steps before the shipped one: ddpm 0.775 at cfg 1 and
+# ddpm,dpmpp_2m,unipc,ddim:1,1.5`, SSIM of the model 6,700 steps before the shipped one: ddpm 0.775 at cfg 1 and
 # 1.5, ddim 0.753 / 0.754, dpmpp_2m 0.743 / 0.744, unipc 0.740 / 0.741; cfg 1 costs one forward pass per step
 # instead of two). The test split is only used to report.
 DEFAULT_SCHEDULER = "ddpm"
@@ -29,9 +29,9 @@ DEFAULT_CFG = 1.0
 DEFAULT_STEPS = 20
 # The default share of the noise schedule (ComfyUI's ``denoise``; below 1 sampling starts from the aligned warp
 # noised to that level). Chosen on the validation split (`eval transfer --split val --pairs 48 --denoise D`):
-# denoise 1 / 0.5 give SSIM 0.784 / 0.786 but BlazePose PCK@0.1 0.393 / 0.350 -- starting from the warp keeps some
-# of the warp's pose errors (the warp's own PCK: 0.254) -- so 1, from pure noise (the model shipped before it:
-# 0.778 / 0.783, PCK 0.426 / 0.318).
+# denoise 1 / 0.5 give SSIM 0.789 / 0.791 but BlazePose PCK@0.1 0.445 / 0.365 -- starting from the warp keeps some
+# of the warp's pose errors (the warp's own PCK: 0.238) -- so 1, from pure noise (the two models shipped before it:
+# 0.784 / 0.786, PCK 0.393 / 0.350; 0.778 / 0.783, PCK 0.426 / 0.318).
 DEFAULT_DENOISE = 1.0
 
 Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
