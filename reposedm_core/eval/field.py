@@ -100,16 +100,24 @@ def calibration_table(f_bad, target) -> str:
             + f"\n\nPearson r = {corr:.3f}, mean |predicted - true| = {mae:.3f} torso lengths")
 
 
-def real_pose_report(field, path: str) -> tuple[str, float]:
-    """Pass rate (distance below the valid 95th percentile) of real poses by type, over the correct readings
-    (``scripts/make_real_poses.py`` marks the ones BlazePose misread, looked at by eye), the share of
-    misreadings rejected, and every rejected pose listed. Returns (Markdown, pass rate of correct readings)."""
+def read_real_poses(path: str, keep=lambda frame: True) -> tuple[list[dict], torch.Tensor]:
+    """The frames of a real-pose file (POSE_KEYPOINT JSON with a 'type' and maybe a 'reading' per frame) that
+    ``keep`` accepts, and their first person's pose ``[n, 18, 3]`` (pixels)."""
     import json
 
     from ..pose import load_pose_keypoint
 
-    frames = json.loads(Path(path).read_text())
-    kp = torch.stack([load_pose_keypoint([f], require_person=True)[0].keypoints[0] for f in frames])
+    frames = [f for f in json.loads(Path(path).read_text()) if keep(f)]
+    if not frames:
+        return frames, torch.zeros(0, 18, 3)
+    return frames, torch.stack([load_pose_keypoint([f], require_person=True)[0].keypoints[0] for f in frames])
+
+
+def real_pose_report(field, path: str) -> tuple[str, float]:
+    """Pass rate (distance below the valid 95th percentile) of real poses by type, over the correct readings
+    (``scripts/make_real_poses.py`` marks the ones BlazePose misread, looked at by eye), the share of
+    misreadings rejected, and every rejected pose listed. Returns (Markdown, pass rate of correct readings)."""
+    frames, kp = read_real_poses(path)
     d = field.distance(kp)
     ok = d < field.valid_threshold
     misread = torch.tensor([f.get("reading") == "misread" for f in frames])
@@ -166,15 +174,8 @@ def break_by_hand(kp: torch.Tensor, gen: torch.Generator) -> dict[str, torch.Ten
 def whole_standing_real_poses(path: str) -> torch.Tensor:
     """Pixels ``[n, 18, 3]`` of the correctly read standing real poses (base readings, not their turned or
     cropped variants) with every joint seen: what :func:`break_by_hand` breaks."""
-    import json
-
-    from ..pose import load_pose_keypoint
-
-    frames = [f for f in json.loads(Path(path).read_text())
-              if f["type"] == "standing" and f.get("reading") != "misread" and "," not in f["source"]]
-    if not frames:
-        return torch.zeros(0, 18, 3)
-    kp = torch.stack([load_pose_keypoint([f], require_person=True)[0].keypoints[0] for f in frames])
+    _, kp = read_real_poses(path, lambda f: f["type"] == "standing" and f.get("reading") != "misread"
+                            and "," not in f["source"])
     return kp[(kp[..., 2] > 0).all(-1)]
 
 
@@ -221,11 +222,16 @@ def _repair_success(field, bad: torch.Tensor, src: torch.Tensor, fixed: torch.Te
     return report
 
 
+def _medium(data, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The first ``n`` medium corruptions: (their indices, the corrupted poses, their sources)."""
+    medium = torch.nonzero(data.strength == STRENGTHS.index("medium")).squeeze(1)[:n]
+    return medium, data.bad_kp[medium], data.source_kp[medium]
+
+
 def repair_report(field, data, n: int, seed: int = EVAL_SEED) -> str:
     from ..field.dataset import jitter
 
-    medium = torch.nonzero(data.strength == STRENGTHS.index("medium")).squeeze(1)[:n]
-    bad, src = data.bad_kp[medium], data.source_kp[medium]
+    medium, bad, src = _medium(data, n)
     fixed = field.repair(bad)
     report = _repair_success(field, bad, src, fixed)
     after, before, success = report["field_after"], report["field_before"], report["success"]
@@ -284,22 +290,19 @@ def gate_report(field, data, path: str, n: int, seed: int = EVAL_SEED, gates=(0.
     """What the proposer's gate trades: medium corruptions repaired (as in :func:`repair_report`) against how
     often real readings take a proposal and how far repair then moves their joints, at each gate and at
     ``proposer.GATE`` (the default), with field steps alone as the reference row."""
-    import json
-
     from ..field.proposer import GATE
-    from ..pose import load_pose_keypoint
 
     if field.proposer is None:
         return "no repair proposer: repair is by the field's steps alone (no gate)"
-    medium = torch.nonzero(data.strength == STRENGTHS.index("medium")).squeeze(1)[:n]
-    bad, src = data.bad_kp[medium], data.source_kp[medium]
-    frames = json.loads(Path(path).read_text())
-    real = torch.stack([load_pose_keypoint([f], require_person=True)[0].keypoints[0] for f in frames])
+    _, bad, src = _medium(data, n)
+    frames, real = read_real_poses(path)
     correct = torch.tensor([f.get("reading") != "misread" for f in frames])
     present = real[..., 2] > 0
     _, unit = root_and_unit(real, field.model.config.scale)
+    offered = field.distance(real) >= field.valid_median        # what repair offers to the proposer
     kp0 = whole_standing_real_poses(path)
     crossed = break_by_hand(kp0, torch.Generator().manual_seed(seed))["legs crossed at the hips"] if len(kp0) else None
+    q0 = normalised(kp0)[0] if crossed is not None else None
     rows = []
     for label, options in ([(f"gate {g:g}", {"gate": g}) for g in gates if g != GATE]
                            + [(f"gate {GATE:g} (the default)", {"gate": GATE}),
@@ -307,7 +310,6 @@ def gate_report(field, data, path: str, n: int, seed: int = EVAL_SEED, gates=(0.
         success = _repair_success(field, bad, src, field.repair(bad, **options))["success"]
         fixed = field.repair(real, **options)
         if options.get("propose", True):       # taken = the proposal changed the pose it was offered
-            offered = field.distance(real) >= field.valid_median
             proposal = field.proposer.propose(real[offered], gate=options["gate"])
             taken = torch.zeros(len(real), dtype=torch.bool)
             taken[offered] = (proposal[..., :2] != real[offered][..., :2]).any(-1).any(-1)
@@ -318,7 +320,6 @@ def gate_report(field, data, path: str, n: int, seed: int = EVAL_SEED, gates=(0.
         moved = float(move[present & correct[:, None]].mean())
         to_reading = float("nan")
         if crossed is not None:
-            q0, _ = normalised(kp0)
             q, vis = normalised(field.repair(crossed, **options))
             to_reading = float(aligned_distance(q, q0, vis).mean())
         rows.append([label, float(success.float().mean()), share, moved, to_reading])

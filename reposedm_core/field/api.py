@@ -15,6 +15,7 @@ from ..pose.validate import check_keypoints
 from ..utils.checkpoint import load_checkpoint_module, save_checkpoint
 from .distance import nearest_distance
 from .model import FieldConfig, PoseInteractionField, normalise, root_and_unit
+from .proposer import GATE
 
 KIND = "pose-interaction-field"
 SHIPPED = Path(__file__).resolve().parents[1] / "weights" / "pose_field.safetensors"
@@ -135,8 +136,7 @@ class PoseField:
         if propose and self.proposer is not None and steps > 0:
             broken = self.distance(flat) >= tol
             if broken.any():
-                extra = {} if gate is None else {"gate": gate}
-                moved = self.proposer.propose(flat[broken], **extra)[..., :2]
+                moved = self.proposer.propose(flat[broken], GATE if gate is None else gate)[..., :2]
                 xy[broken] = torch.where(present[broken], moved, xy[broken])
             steps -= 1
         for _ in range(steps):
