@@ -107,6 +107,10 @@ def test_report_auroc_and_repair_rows_are_what_they_say(report, data):
     assert float(row[2]) == pytest.approx(float((alone < field.valid_median).float().mean()), abs=1e-3)
     src = data.source_kp[medium]
     exact = torch.cat([src[..., :2], bad[..., 2:]], -1) * (bad[..., 2:] > 0)
+    ceiling = float(_row(report, "Repair", "ceiling: the uncorrupted pose, fresh annotation jitter, then repaired")[1])
+    assert float(_row(report, "Repair", "all")[8]) == ceiling                # the by-kind column's overall figure
+    kinds = [_row(report, "Repair", kind) for kind in KINDS if (data.kind[medium] == KINDS.index(kind)).any()]
+    assert sum(int(r[1]) * float(r[8]) for r in kinds) == pytest.approx(ceiling * len(medium), abs=0.03)
     row = _row(report, "Repair", "ceiling: the uncorrupted pose, no jitter")
     assert float(row[1]) == pytest.approx(float((field.distance(exact) < field.valid_median).float().mean()),
                                           abs=1e-3) and float(row[3]) == 0.0
