@@ -18,7 +18,7 @@ import torch
 
 from .data.synthetic import SyntheticWorld
 from .pose import frames_from_tensor, load_pose_keypoint, render_skeleton, to_pose_keypoint
-from .sampling import DEFAULT_CFG, DEFAULT_DENOISE, DEFAULT_SCHEDULER, DEFAULT_STEPS, SCHEDULERS
+from .sampling import add_sampler_arguments
 from .utils.images import save_grid
 
 log = logging.getLogger("reposedm.demo")
@@ -38,12 +38,7 @@ def main(argv: list[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("outputs/demo.png"), help="PNG to write")
     parser.add_argument("--pairs", type=int, default=6, help="number of test pairs")
-    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS)
-    parser.add_argument("--cfg", type=float, default=DEFAULT_CFG)
-    parser.add_argument("--scheduler", default=DEFAULT_SCHEDULER, choices=sorted(SCHEDULERS))
-    parser.add_argument("--denoise", type=float, default=DEFAULT_DENOISE,
-                        help="share of the noise schedule to run, starting from the warp noised to it "
-                             "(ComfyUI's denoise; 1 = from pure noise)")
+    add_sampler_arguments(parser)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", default=None, help="a RePoseDM .safetensors file (default: the shipped demo)")
     args = parser.parse_args(argv)

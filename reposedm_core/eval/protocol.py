@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ..data.anchors import LAYOUTS, AnchorPairs, load_image, person_mask
-from ..sampling import DEFAULT_CFG, DEFAULT_DENOISE, DEFAULT_SCHEDULER, DEFAULT_STEPS, SCHEDULERS
+from ..sampling import add_sampler_arguments
 from .metrics import markdown_table
 
 log = logging.getLogger("reposedm.eval.protocol")
@@ -35,12 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", required=True, help="the dataset folder (standard layout, see reposedm_core.data)")
     p.add_argument("--out", required=True, help="folder of generated images (one PNG per test pair)")
     p.add_argument("--model", default=None, help="RePoseDM .safetensors (generate; default: the shipped demo)")
-    p.add_argument("--steps", type=int, default=DEFAULT_STEPS)
-    p.add_argument("--cfg", type=float, default=DEFAULT_CFG)
-    p.add_argument("--scheduler", default=DEFAULT_SCHEDULER, choices=sorted(SCHEDULERS))
-    p.add_argument("--denoise", type=float, default=DEFAULT_DENOISE,
-                   help="share of the noise schedule to run, starting from the warp noised to it "
-                        "(ComfyUI's denoise; 1 = from pure noise)")
+    add_sampler_arguments(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--limit", type=int, default=None, help="only the first N test pairs")

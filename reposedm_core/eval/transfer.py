@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from ..data.synthetic import SyntheticWorld
-from ..sampling import DEFAULT_CFG, DEFAULT_DENOISE, DEFAULT_SCHEDULER, DEFAULT_STEPS, SCHEDULERS
+from ..sampling import add_sampler_arguments
 from .metrics import markdown_table
 
 log = logging.getLogger("reposedm.eval.transfer")
@@ -47,12 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--x0-curve", action="store_true", help="one-step x0-estimate SSIM vs t, per model")
     p.add_argument("--grid", default=None, metavar="SCHEDULERS:CFGS",
                    help="sampler grid for the first model, e.g. dpmpp_2m,ddim,unipc,ddpm:1,1.5,2")
-    p.add_argument("--steps", type=int, default=DEFAULT_STEPS)
-    p.add_argument("--cfg", type=float, default=DEFAULT_CFG)
-    p.add_argument("--scheduler", default=DEFAULT_SCHEDULER, choices=sorted(SCHEDULERS))
-    p.add_argument("--denoise", type=float, default=DEFAULT_DENOISE,
-                   help="share of the noise schedule to run, starting from the warp noised to it "
-                        "(ComfyUI's denoise; 1 = from pure noise)")
+    add_sampler_arguments(p)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="outputs/transfer_eval.md")

@@ -34,6 +34,16 @@ DEFAULT_STEPS = 20
 # 0.784 / 0.786, PCK 0.393 / 0.350; 0.778 / 0.783, PCK 0.426 / 0.318).
 DEFAULT_DENOISE = 1.0
 
+def add_sampler_arguments(parser) -> None:
+    """``--steps --cfg --scheduler --denoise`` with the defaults above (the command-line tools that sample)."""
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS)
+    parser.add_argument("--cfg", type=float, default=DEFAULT_CFG)
+    parser.add_argument("--scheduler", default=DEFAULT_SCHEDULER, choices=sorted(SCHEDULERS))
+    parser.add_argument("--denoise", type=float, default=DEFAULT_DENOISE,
+                        help="share of the noise schedule to run, starting from the warp noised to it "
+                             "(ComfyUI's denoise; 1 = from pure noise)")
+
+
 Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 X0Hook = Callable[[torch.Tensor, int, torch.Tensor], torch.Tensor]
 
