@@ -86,7 +86,8 @@ def generate(args: argparse.Namespace) -> int:
         alignment = model.align(dev["source_image"], dev["source_keypoints"], dev["target_keypoints"])
         # one seed per pair (from its index): sharding and batching do not change any image
         images = model.sample(alignment, steps=args.steps, cfg=args.cfg, seed=[args.seed + i for i in idx],
-                              scheduler=args.scheduler, denoise=args.denoise)
+                              scheduler=args.scheduler, denoise=args.denoise,
+                              temperature=args.temperature)
         for i, image in zip(idx, images):
             save_png(image.cpu(), out / output_name(test.names(i)))   # <name>.tmp, then renamed: atomic
         log.info("rank %d: %d/%d (%.1f s/pair)", rank, min(k + args.batch, len(todo)), len(todo),

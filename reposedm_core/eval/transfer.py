@@ -85,7 +85,7 @@ def generate(model, pairs: dict, iterations: int | None, args, guidance=None, sc
         a = model.align(pairs["source_image"][sl], pairs["source_keypoints"][sl], pairs["target_keypoints"][sl],
                         iterations=iterations)
         out.append(model.sample(a, steps=args.steps, cfg=cfg, seed=args.seed + i, scheduler=scheduler,
-                                denoise=args.denoise,
+                                denoise=args.denoise, temperature=args.temperature,
                                 guidance=guidance))
     return torch.cat(out), (time.perf_counter() - t0) / n
 
@@ -265,7 +265,7 @@ def run(args: argparse.Namespace) -> None:
               + (" (self-graded: the same reader)" if args.reader == args.guide_reader else "") + ".")
     report = (f"# Pose transfer evaluation\n\nSynthetic {args.split} split, {args.pairs} pairs (unseen identities and "
               f"poses), {first.config.height}x{first.config.width}, {args.steps} steps {args.scheduler}, cfg "
-              f"{args.cfg}, denoise {args.denoise:g}, seeds from {args.seed}. FID against {args.pairs} "
+              f"{args.cfg}, denoise {args.denoise:g}, temperature {args.temperature:g}, seeds from {args.seed}. FID against {args.pairs} "
               f"training-split images. {graded}"
               f"\n\n{table}\n")
     out = Path(args.out)

@@ -192,7 +192,7 @@ class RePoseModel(nn.Module):
                seed: int | Sequence[int] = 0, scheduler: str = DEFAULT_SCHEDULER,
                callback: Callable[[dict], None] | None = None,
                interrupt: Callable[[], None] | None = None, guidance=None, shared_noise: bool = False,
-               denoise: float = DEFAULT_DENOISE) -> torch.Tensor:
+               denoise: float = DEFAULT_DENOISE, temperature: float = 1.0) -> torch.Tensor:
         """Images ``[B, 3, H, W]`` in 0..1 at the input size. Same seed, same inputs -> identical images.
 
         ``guidance`` (optional) is an object with ``x0_hook(alignment) -> (x0, i, t) -> x0`` (issue: pose
@@ -203,10 +203,11 @@ class RePoseModel(nn.Module):
         each item's own seed, or one noise for the whole batch with ``shared_noise``.
         ``denoise`` < 1 starts from the warped source noised to that share of the schedule (ComfyUI's KSampler
         ``denoise``; the structure then comes from the alignment), 1 from pure noise.
+        ``temperature`` scales the per-step noise of the ``ddpm`` scheduler (see ``make_scheduler``).
         """
         if cfg < 0:
             raise ValueError(f"cfg must be >= 0, got {cfg}")
-        sched = make_scheduler(scheduler, dict(self.train_scheduler.config))
+        sched = make_scheduler(scheduler, dict(self.train_scheduler.config), temperature)
         b = len(alignment)
         frame = (3, self.config.height, self.config.width)
         if isinstance(seed, (list, tuple)):

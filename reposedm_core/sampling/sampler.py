@@ -43,21 +43,41 @@ def add_sampler_arguments(parser) -> None:
     parser.add_argument("--denoise", type=float, default=DEFAULT_DENOISE,
                         help="share of the noise schedule to run, starting from the warp noised to it "
                              "(ComfyUI's denoise; 1 = from pure noise)")
+    parser.add_argument("--temperature", type=float, default=1.0,
+                        help="noise scale of the ddpm scheduler's steps (1 = its own; lower = less speckle, "
+                             "less fine detail)")
 
 
 Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 X0Hook = Callable[[torch.Tensor, int, torch.Tensor], torch.Tensor]
 
 
-def make_scheduler(name: str, train_config: dict[str, Any]):
-    """A fresh diffusers scheduler ``name`` built from the training scheduler's config."""
+def make_scheduler(name: str, train_config: dict[str, Any], temperature: float = 1.0):
+    """A fresh diffusers scheduler ``name`` built from the training scheduler's config.
+
+    ``temperature`` scales the noise the stochastic ``ddpm`` scheduler adds at each step (its standard
+    deviation; 1 = the DDPM posterior's). Below 1 the sample moves toward the denoiser's mean: less speckle,
+    less fine detail. The deterministic schedulers add no noise, so anything but 1 is an error for them."""
     import diffusers
 
     if name not in SCHEDULERS:
         raise ValueError(f"unknown scheduler {name!r}; choose one of {sorted(SCHEDULERS)}")
+    if not 0.0 <= temperature <= 2.0:
+        raise ValueError(f"temperature must be in [0, 2] (1 = the scheduler's own noise), got {temperature}")
     cls_name, extra = SCHEDULERS[name]
     cls = getattr(diffusers, cls_name)
-    return cls.from_config({**train_config, **extra})
+    config = {**train_config, **extra}
+    if temperature == 1.0:
+        return cls.from_config(config)
+    if name != "ddpm":
+        raise ValueError(f"temperature {temperature} needs the stochastic 'ddpm' scheduler; {name!r} adds no "
+                         "noise while sampling (use temperature 1 with it)")
+    if config.get("variance_type", "fixed_small") not in ("fixed_small", "fixed_large"):
+        raise ValueError(f"temperature needs a ddpm variance_type of fixed_small or fixed_large, got "
+                         f"{config['variance_type']!r}")
+    tempered = type("TemperedDDPMScheduler", (cls,), {
+        "_get_variance": lambda self, *a, **k: cls._get_variance(self, *a, **k) * temperature ** 2})
+    return tempered.from_config(config)
 
 
 def _alpha(scheduler, t: torch.Tensor, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
