@@ -67,6 +67,7 @@ def test_shipped_demo_model_quality_floors():
 
     class Args:
         batch, steps, cfg, seed, scheduler, denoise = 8, 10, DEFAULT_CFG, 0, DEFAULT_SCHEDULER, DEFAULT_DENOISE
+        temperature = 1.0
 
     images, _ = generate(model, pairs, None, Args())
     result = image_metrics(images, pairs["target_image"], pairs["target_mask"])
