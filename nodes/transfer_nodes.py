@@ -9,7 +9,8 @@ from comfy_api.latest import io
 
 from ..reposedm_core.models.frame import Letterbox
 from ..reposedm_core.pose import load_pose_keypoint, render_skeleton
-from ..reposedm_core.sampling import DEFAULT_CFG, DEFAULT_DENOISE, DEFAULT_SCHEDULER, DEFAULT_STEPS, SCHEDULERS
+from ..reposedm_core.sampling import (DEFAULT_CFG, DEFAULT_DENOISE, DEFAULT_SCHEDULER, DEFAULT_STEPS,
+                                      DEFAULT_TEMPERATURE, SCHEDULERS)
 from ._common import CATEGORY, PoseKeypoint, image_from_core, image_to_core, schema
 
 log = logging.getLogger("reposedm")
@@ -180,13 +181,20 @@ class RePoseSampler(io.ComfyNode):
                                        "model at 0.5 matched the truth's pixels slightly better (SSIM 0.791 vs "
                                        "0.789) but the target pose less often (keypoints within 0.1 torso: 37 % vs "
                                        "45 %), hence the default 1."),
+                io.Float.Input("temperature", default=DEFAULT_TEMPERATURE, min=0.0, max=2.0, step=0.05,
+                               optional=True,
+                               tooltip="Noise scale of the ddpm scheduler's steps (1 = the scheduler's own; the other "
+                                       "schedulers add no noise and ignore it). Lower gives a cleaner, blurrier "
+                                       "image: on held-out validation people 1 / 0.85 / 0.7 matched the truth "
+                                       "with SSIM 0.782 / 0.794 / 0.797 but kept less fine detail; 0.85 (the "
+                                       "default) found the target pose as often as 1."),
             ],
             outputs=[io.Image.Output(display_name="image")],
         )
 
     @classmethod
     def execute(cls, model, alignment, seed, steps, cfg, scheduler, guidance=None, shared_noise=False,
-                denoise=DEFAULT_DENOISE) -> io.NodeOutput:
+                denoise=DEFAULT_DENOISE, temperature=DEFAULT_TEMPERATURE) -> io.NodeOutput:
         import comfy.model_management as mm
         import comfy.utils
 
@@ -205,7 +213,7 @@ class RePoseSampler(io.ComfyNode):
 
         images = model.sample(alignment, steps=steps, cfg=cfg, seed=seed, scheduler=scheduler, callback=callback,
                               interrupt=mm.throw_exception_if_processing_interrupted, guidance=guidance,
-                              shared_noise=shared_noise, denoise=denoise)
+                              shared_noise=shared_noise, denoise=denoise, temperature=temperature)
         return io.NodeOutput(image_from_core(images))
 
 

@@ -27,7 +27,7 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 from harness.comfy_server import ComfyServer  # noqa: E402
 from harness.page_runs import (CHROMIUM, CHROMIUM_ARGS, JS_LAYOUT, open_page, prepare_home, reload_page,  # noqa: E402
                                run_in_page)
-from reposedm_core.sampling import DEFAULT_CFG, DEFAULT_DENOISE, DEFAULT_SCHEDULER  # noqa: E402
+from reposedm_core.sampling import DEFAULT_CFG, DEFAULT_DENOISE, DEFAULT_SCHEDULER, DEFAULT_TEMPERATURE  # noqa: E402
 
 log = logging.getLogger("build_workflows")
 
@@ -127,7 +127,7 @@ WORKFLOWS: dict[str, tuple[str, dict]] = {
             "9": {"class_type": "RePoseSampler",
                   "inputs": {"model": ["7", 0], "alignment": ["8", 0], "seed": 0, "steps": 10, "cfg": DEFAULT_CFG,
                              "scheduler": DEFAULT_SCHEDULER, "shared_noise": True,
-                             "denoise": DEFAULT_DENOISE}},
+                             "denoise": DEFAULT_DENOISE, "temperature": DEFAULT_TEMPERATURE}},
             "10": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "reposedm/retargeted"}},
             "11": {"class_type": "SaveImage", "inputs": {"images": ["9", 0], "filename_prefix": "reposedm/retarget_result"}},
             "12": {"class_type": "PreviewImage", "inputs": {"images": ["4", 1]}},
@@ -150,7 +150,7 @@ WORKFLOWS: dict[str, tuple[str, dict]] = {
             "5": {"class_type": "RePoseSampler",
                   "inputs": {"model": ["3", 0], "alignment": ["4", 0], "seed": 0, "steps": 20, "cfg": DEFAULT_CFG,
                              "scheduler": DEFAULT_SCHEDULER, "shared_noise": False,
-                             "denoise": DEFAULT_DENOISE}},
+                             "denoise": DEFAULT_DENOISE, "temperature": DEFAULT_TEMPERATURE}},
             "6": {"class_type": "PreviewImage", "inputs": {"images": ["4", 1]}},
             "7": {"class_type": "PreviewImage", "inputs": {"images": ["4", 2]}},
             "8": {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": "reposedm/transfer"}},
@@ -176,11 +176,11 @@ WORKFLOWS: dict[str, tuple[str, dict]] = {
             "6": {"class_type": "RePoseSampler",
                   "inputs": {"model": ["3", 0], "alignment": ["4", 0], "seed": 0, "steps": 20, "cfg": DEFAULT_CFG,
                              "scheduler": DEFAULT_SCHEDULER, "guidance": ["5", 0], "shared_noise": False,
-                             "denoise": DEFAULT_DENOISE}},
+                             "denoise": DEFAULT_DENOISE, "temperature": DEFAULT_TEMPERATURE}},
             "7": {"class_type": "RePoseSampler",
                   "inputs": {"model": ["3", 0], "alignment": ["4", 0], "seed": 0, "steps": 20, "cfg": DEFAULT_CFG,
                              "scheduler": DEFAULT_SCHEDULER, "shared_noise": False,
-                             "denoise": DEFAULT_DENOISE}},
+                             "denoise": DEFAULT_DENOISE, "temperature": DEFAULT_TEMPERATURE}},
             "8": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "reposedm/guided"}},
             "9": {"class_type": "SaveImage", "inputs": {"images": ["7", 0], "filename_prefix": "reposedm/unguided"}},
             "10": {"class_type": "PreviewImage", "inputs": {"images": ["4", 2]}},

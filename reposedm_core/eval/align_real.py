@@ -43,6 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--results", action="store_true", help="also sample each model (default sampler) and score it")
     p.add_argument("--denoise", type=float, default=None,
                    help="the results' denoise (share of the schedule, from the noised warp; default: the sampler's)")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="the results' ddpm step-noise scale (default: the sampler's)")
     p.add_argument("--save", default=None, metavar="PNG", help="a sheet of the first 6 pairs")
     p.add_argument("--out", default="outputs/align_real.md")
 
@@ -208,8 +210,8 @@ def run(args: argparse.Namespace) -> None:
             else:
                 analytic = chunks
         if args.results:
-            extra = {} if args.denoise is None else {"denoise": args.denoise}
-            how = "default sampler" + ("" if args.denoise is None else f", denoise {args.denoise:g}")
+            extra = {k: getattr(args, k) for k in ("denoise", "temperature") if getattr(args, k) is not None}
+            how = ", ".join(["default sampler"] + [f"{k} {v:g}" for k, v in extra.items()])
             # the result from each alignment: does the sampler still need the refinement on photos?
             for which, alignments in (("default alignment", default), ("iterations=0", analytic)):
                 result = torch.cat([model.sample(a, seed=i, **extra) for i, a in alignments.items()])

@@ -265,8 +265,8 @@ def run(args: argparse.Namespace) -> None:
               + (" (self-graded: the same reader)" if args.reader == args.guide_reader else "") + ".")
     report = (f"# Pose transfer evaluation\n\nSynthetic {args.split} split, {args.pairs} pairs (unseen identities and "
               f"poses), {first.config.height}x{first.config.width}, {args.steps} steps {args.scheduler}, cfg "
-              f"{args.cfg}, denoise {args.denoise:g}, temperature {args.temperature:g}, seeds from {args.seed}. FID against {args.pairs} "
-              f"training-split images. {graded}"
+              f"{args.cfg}, denoise {args.denoise:g}, temperature {args.temperature:g}, seeds from {args.seed}. "
+              f"FID against {args.pairs} training-split images. {graded}"
               f"\n\n{table}\n")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

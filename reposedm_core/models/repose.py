@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from ..pose.validate import check_keypoints
-from ..sampling.sampler import DEFAULT_CFG, DEFAULT_DENOISE, DEFAULT_SCHEDULER, DEFAULT_STEPS, make_scheduler, sample
+from ..sampling.sampler import (DEFAULT_CFG, DEFAULT_DENOISE, DEFAULT_SCHEDULER, DEFAULT_STEPS, DEFAULT_TEMPERATURE,
+                                make_scheduler, sample)
 from .alignment import Alignment, RecurrentPoseAlignment
 from .denoiser import WARP_CENTRED, RePoseDenoiser
 from .frame import Letterbox
@@ -192,7 +193,7 @@ class RePoseModel(nn.Module):
                seed: int | Sequence[int] = 0, scheduler: str = DEFAULT_SCHEDULER,
                callback: Callable[[dict], None] | None = None,
                interrupt: Callable[[], None] | None = None, guidance=None, shared_noise: bool = False,
-               denoise: float = DEFAULT_DENOISE, temperature: float = 1.0) -> torch.Tensor:
+               denoise: float = DEFAULT_DENOISE, temperature: float = DEFAULT_TEMPERATURE) -> torch.Tensor:
         """Images ``[B, 3, H, W]`` in 0..1 at the input size. Same seed, same inputs -> identical images.
 
         ``guidance`` (optional) is an object with ``x0_hook(alignment) -> (x0, i, t) -> x0`` (issue: pose

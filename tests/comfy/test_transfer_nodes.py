@@ -83,7 +83,24 @@ def test_denoise_input_starts_from_the_warp_and_an_old_prompt_without_it_runs(co
     old = comfy.run(_graph(tiny_model, seed=5))
     assert old.status == "success", old.error()
     spec = comfy.object_info("RePoseSampler")["RePoseSampler"]["input"]
-    assert list(spec["optional"])[-1] == "denoise"
+    assert list(spec["optional"])[-2:] == ["denoise", "temperature"]   # appended, in the order they came
+
+
+def test_temperature_input_reaches_the_ddpm_sampler(comfy, tiny_model):
+    """The appended ``temperature`` input scales the ddpm steps' noise: the same seed at 0.2 and at 1 gives two
+    different images, each the same again when re-run; the deterministic schedulers do not change with it."""
+    def run(temperature, scheduler="ddpm", seed=6):
+        graph = _graph(tiny_model, seed=seed, cfg=1.0)
+        graph["5"]["inputs"].update(scheduler=scheduler, temperature=temperature)
+        result = comfy.run(graph)
+        assert result.status == "success", result.error()
+        return _pngs(comfy, result, "6")[0]
+
+    cool, hot = run(0.2), run(1.0)
+    assert not np.array_equal(cool, hot)
+    run(0.2, seed=7)                                  # something else in between, so nothing comes from the cache
+    assert np.array_equal(cool, run(0.2))
+    assert np.array_equal(run(0.2, "ddim"), run(1.0, "ddim"))
 
 
 @pytest.mark.parametrize("change, message", [

@@ -279,11 +279,12 @@ def test_eval_align_scores_and_shows_the_sampled_result_on_real_video_pairs(tmp_
     assert Image.open(sheet).size == (4 * 64 + 5 * 2, 2 * 96 + 3 * 2)
     again = tmp_path / "align_denoise.md"
     main(["align", "--video", str(PHOTOS / "demo.mp4"), "--model", "shipped=shipped", "--results", "--stride", "30",
-          "--gap", "30", "--max-pairs", "2", "--denoise", "0.3", "--out", str(again)])
+          "--gap", "30", "--max-pairs", "2", "--denoise", "0.3", "--temperature", "0.5", "--out", str(again)])
     low = dict(re.findall(table, again.read_text(), re.M))
-    # the denoise reached the sampler: the two sampled rows are not the denoise-1 rows (either may coincide to
-    # three decimals on two pairs -- the default alignment's did with the stop-25 model -- but not both)
+    # the denoise (and temperature) reached the sampler: the two sampled rows are not the default rows (either may
+    # coincide to three decimals on two pairs -- the default alignment's did with the stop-25 model -- but not both)
     names = ("shipped: sampled result (default alignment, default sampler{})",
              "shipped: sampled result (iterations=0, default sampler{})")
-    assert all(n.format(", denoise 0.3") in low for n in names), low
-    assert [low[n.format(", denoise 0.3")] for n in names] != [rows[n.format("")] for n in names], (low, rows)
+    how = ", denoise 0.3, temperature 0.5"
+    assert all(n.format(how) in low for n in names), low
+    assert [low[n.format(how)] for n in names] != [rows[n.format("")] for n in names], (low, rows)
