@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> Path:
         alignment = model.align(pairs["source_image"][i:i + 1], sk[i:i + 1], tk[i:i + 1])
         results.append(model.sample(alignment, steps=args.steps, cfg=args.cfg, seed=args.seed,
                                     scheduler=args.scheduler, denoise=args.denoise,
-                                    temperature=args.temperature))
+                                    temperature=args.temperature,
+                                    temperature_stop_t=args.temperature_stop_t))
         seconds.append(time.perf_counter() - start)
         warped.append(alignment.warped)
     cols = [pairs["source_image"], render_skeleton(tk, 256, 176), torch.cat(warped), torch.cat(results),

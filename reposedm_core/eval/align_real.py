@@ -45,6 +45,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the results' denoise (share of the schedule, from the noised warp; default: the sampler's)")
     p.add_argument("--temperature", type=float, default=None,
                    help="the results' ddpm step-noise scale (default: the sampler's)")
+    p.add_argument("--temperature-stop-t", type=int, default=None,
+                   help="the timestep at and below which the steps add the scheduler's own noise (default: the "
+                        "sampler's)")
     p.add_argument("--save", default=None, metavar="PNG", help="a sheet of the first 6 pairs")
     p.add_argument("--out", default="outputs/align_real.md")
 
@@ -210,7 +213,8 @@ def run(args: argparse.Namespace) -> None:
             else:
                 analytic = chunks
         if args.results:
-            extra = {k: getattr(args, k) for k in ("denoise", "temperature") if getattr(args, k) is not None}
+            extra = {k: getattr(args, k) for k in ("denoise", "temperature", "temperature_stop_t")
+                     if getattr(args, k) is not None}
             how = ", ".join(["default sampler"] + [f"{k} {v:g}" for k, v in extra.items()])
             # the result from each alignment: does the sampler still need the refinement on photos?
             for which, alignments in (("default alignment", default), ("iterations=0", analytic)):

@@ -87,7 +87,7 @@ def generate(args: argparse.Namespace) -> int:
         # one seed per pair (from its index): sharding and batching do not change any image
         images = model.sample(alignment, steps=args.steps, cfg=args.cfg, seed=[args.seed + i for i in idx],
                               scheduler=args.scheduler, denoise=args.denoise,
-                              temperature=args.temperature)
+                              temperature=args.temperature, temperature_stop_t=args.temperature_stop_t)
         for i, image in zip(idx, images):
             save_png(image.cpu(), out / output_name(test.names(i)))   # <name>.tmp, then renamed: atomic
         log.info("rank %d: %d/%d (%.1f s/pair)", rank, min(k + args.batch, len(todo)), len(todo),

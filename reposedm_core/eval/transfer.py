@@ -86,6 +86,7 @@ def generate(model, pairs: dict, iterations: int | None, args, guidance=None, sc
                         iterations=iterations)
         out.append(model.sample(a, steps=args.steps, cfg=cfg, seed=args.seed + i, scheduler=scheduler,
                                 denoise=args.denoise, temperature=args.temperature,
+                                temperature_stop_t=args.temperature_stop_t,
                                 guidance=guidance))
     return torch.cat(out), (time.perf_counter() - t0) / n
 
@@ -265,7 +266,8 @@ def run(args: argparse.Namespace) -> None:
               + (" (self-graded: the same reader)" if args.reader == args.guide_reader else "") + ".")
     report = (f"# Pose transfer evaluation\n\nSynthetic {args.split} split, {args.pairs} pairs (unseen identities and "
               f"poses), {first.config.height}x{first.config.width}, {args.steps} steps {args.scheduler}, cfg "
-              f"{args.cfg}, denoise {args.denoise:g}, temperature {args.temperature:g}, seeds from {args.seed}. "
+              f"{args.cfg}, denoise {args.denoise:g}, temperature {args.temperature:g} above t = "
+              f"{args.temperature_stop_t}, seeds from {args.seed}. "
               f"FID against {args.pairs} training-split images. {graded}"
               f"\n\n{table}\n")
     out = Path(args.out)

@@ -18,7 +18,7 @@ from torch import nn
 
 from ..pose.validate import check_keypoints
 from ..sampling.sampler import (DEFAULT_CFG, DEFAULT_DENOISE, DEFAULT_SCHEDULER, DEFAULT_STEPS, DEFAULT_TEMPERATURE,
-                                make_scheduler, sample)
+                                DEFAULT_TEMPERATURE_STOP_T, make_scheduler, sample)
 from .alignment import Alignment, RecurrentPoseAlignment
 from .denoiser import WARP_CENTRED, RePoseDenoiser
 from .frame import Letterbox
@@ -193,7 +193,8 @@ class RePoseModel(nn.Module):
                seed: int | Sequence[int] = 0, scheduler: str = DEFAULT_SCHEDULER,
                callback: Callable[[dict], None] | None = None,
                interrupt: Callable[[], None] | None = None, guidance=None, shared_noise: bool = False,
-               denoise: float = DEFAULT_DENOISE, temperature: float = DEFAULT_TEMPERATURE) -> torch.Tensor:
+               denoise: float = DEFAULT_DENOISE, temperature: float = DEFAULT_TEMPERATURE,
+               temperature_stop_t: int = DEFAULT_TEMPERATURE_STOP_T) -> torch.Tensor:
         """Images ``[B, 3, H, W]`` in 0..1 at the input size. Same seed, same inputs -> identical images.
 
         ``guidance`` (optional) is an object with ``x0_hook(alignment) -> (x0, i, t) -> x0`` (issue: pose
@@ -204,11 +205,12 @@ class RePoseModel(nn.Module):
         each item's own seed, or one noise for the whole batch with ``shared_noise``.
         ``denoise`` < 1 starts from the warped source noised to that share of the schedule (ComfyUI's KSampler
         ``denoise``; the structure then comes from the alignment), 1 from pure noise.
-        ``temperature`` scales the per-step noise of the ``ddpm`` scheduler (see ``make_scheduler``).
+        ``temperature`` scales the per-step noise of the ``ddpm`` scheduler on the steps above timestep
+        ``temperature_stop_t`` (see ``make_scheduler``).
         """
         if cfg < 0:
             raise ValueError(f"cfg must be >= 0, got {cfg}")
-        sched = make_scheduler(scheduler, dict(self.train_scheduler.config), temperature)
+        sched = make_scheduler(scheduler, dict(self.train_scheduler.config), temperature, temperature_stop_t)
         b = len(alignment)
         frame = (3, self.config.height, self.config.width)
         if isinstance(seed, (list, tuple)):

@@ -52,14 +52,16 @@ def test_high_frequency_energy_sees_speckle_and_blur():
 
 def test_shipped_demo_model_quality_floors():
     """Measured with this code on the shipped model (8 test pairs, 10 steps of the default sampler, ddpm at cfg 1,
-    temperature 0.85): warp preview SSIM 0.744, result 0.741 (at temperature 1: 0.747; 48 pairs / 20 steps: 0.758 /
-    0.780, at temperature 1 0.768; the model shipped before it, at temperature 1, 0.742 / 0.744 here, 0.756 / 0.764
-    there). The result stays within 0.05 of its own warp -- an older demo model (v
-    prediction of the whole image) fell 0.10 below it with this sampler (0.623 vs 0.727) and 0.16 with its own
-    (dpmpp_2m, cfg 2), the model shipped before it, with its warp offset dropped, 0.15 below (0.586)."""
+    temperature 0.5 above t = 300): warp preview SSIM 0.744, result 0.765 (at temperature 1: 0.747; 48 pairs / 20
+    steps: 0.758 / 0.788, at temperature 1 0.768; the model shipped before it, at temperature 1, 0.742 / 0.744
+    here, 0.756 / 0.764 there). The result beats its own warp (by 0.021 here; at temperature 1 it was only held
+    within 0.05 of it) -- an older demo model (v prediction of the whole image) fell 0.10 below it with this
+    sampler (0.623 vs 0.727) and 0.16 with its own (dpmpp_2m, cfg 2), the model shipped before it, with its warp
+    offset dropped, 0.15 below (0.586)."""
     from reposedm_core.eval.transfer import generate, image_metrics, warp_previews
     from reposedm_core.models import load_model
-    from reposedm_core.sampling import DEFAULT_CFG, DEFAULT_DENOISE, DEFAULT_SCHEDULER, DEFAULT_TEMPERATURE
+    from reposedm_core.sampling import (DEFAULT_CFG, DEFAULT_DENOISE, DEFAULT_SCHEDULER, DEFAULT_TEMPERATURE,
+                                        DEFAULT_TEMPERATURE_STOP_T)
 
     model = load_model()
     pairs = SyntheticWorld("test", height=model.config.height, width=model.config.width,
@@ -68,9 +70,9 @@ def test_shipped_demo_model_quality_floors():
 
     class Args:
         batch, steps, cfg, seed, scheduler, denoise = 8, 10, DEFAULT_CFG, 0, DEFAULT_SCHEDULER, DEFAULT_DENOISE
-        temperature = DEFAULT_TEMPERATURE
+        temperature, temperature_stop_t = DEFAULT_TEMPERATURE, DEFAULT_TEMPERATURE_STOP_T
 
     images, _ = generate(model, pairs, None, Args())
     result = image_metrics(images, pairs["target_image"], pairs["target_mask"])
     assert warp > 0.68, warp
-    assert result["ssim"] > warp - 0.05, (result, warp)
+    assert result["ssim"] > warp, (result, warp)

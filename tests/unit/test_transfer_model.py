@@ -183,7 +183,8 @@ def test_training_runs_resumes_and_writes_a_loadable_model(tmp_path):
 def test_temperature_scales_the_ddpm_step_noise_and_nothing_else(model, pair):
     """A zero denoiser makes each ddpm step linear in x and in its drawn noise, so with the same draws the
     sample is linear in the temperature: tau 0.5 lies exactly halfway between tau 0 (no step noise) and 1; 1 is
-    diffusers' own DDPMScheduler; the deterministic schedulers add no noise, so it leaves them unchanged."""
+    diffusers' own DDPMScheduler; the deterministic schedulers add no noise, so it leaves them unchanged; the steps
+    at or below ``temperature_stop_t`` keep the scheduler's own noise."""
     import diffusers
 
     config = dict(model.train_scheduler.config)
@@ -191,7 +192,7 @@ def test_temperature_scales_the_ddpm_step_noise_and_nothing_else(model, pair):
     zero = lambda x, t: torch.zeros_like(x)  # noqa: E731
 
     def run(tau, name="ddpm"):
-        sched = make_scheduler(name, config, temperature=tau)
+        sched = make_scheduler(name, config, temperature=tau, temperature_stop_t=0)
         return sample(zero, noise, sched, 5, generator=torch.Generator().manual_seed(2))
 
     x0, x_half, x1 = run(0.0), run(0.5), run(1.0)
@@ -200,9 +201,21 @@ def test_temperature_scales_the_ddpm_step_noise_and_nothing_else(model, pair):
     own = diffusers.DDPMScheduler.from_config(config)
     assert torch.equal(x1, sample(zero, noise, own, 5, generator=torch.Generator().manual_seed(2)))
     assert torch.equal(run(0.5, "ddim"), run(1.0, "ddim"))
+    # the steps at or below temperature_stop_t add the scheduler's own noise; every step above it the tempered
+    own.set_timesteps(5)
+    cool = make_scheduler("ddpm", config, temperature=0.5, temperature_stop_t=300)
+    cool.set_timesteps(5)
+    for t in own.timesteps:
+        ratio = cool._get_variance(t) / own._get_variance(t).clamp_min(1e-30)
+        assert ratio == pytest.approx(0.25 if t > 300 else 1.0), int(t)
+    assert any(t > 300 for t in own.timesteps) and any(0 < t <= 300 for t in own.timesteps)
+    x_half_high = sample(zero, noise, cool, 5, generator=torch.Generator().manual_seed(2))
+    assert not torch.equal(x_half_high, x_half) and not torch.equal(x_half_high, x1)
     a = model.align(pair["source_image"][:1], pair["source_keypoints"][:1], pair["target_keypoints"][:1])
     cool = model.sample(a, steps=3, scheduler="ddpm", temperature=0.5)
     assert torch.equal(cool, model.sample(a, steps=3, scheduler="ddpm", temperature=0.5))   # seeded
     assert not torch.equal(cool, model.sample(a, steps=3, scheduler="ddpm", temperature=1.0))
     with pytest.raises(ValueError, match=r"temperature must be in \[0, 2\]"):
         make_scheduler("ddpm", config, temperature=-1.0)
+    with pytest.raises(ValueError, match=r"temperature_stop_t must be a timestep in \[0, 1000\]"):
+        make_scheduler("ddpm", config, temperature=0.5, temperature_stop_t=-1)
