@@ -123,7 +123,7 @@ class RecurrentPoseAlign(io.ComfyNode):
                                      "demo model's sampler needs its refinement (3) on synthetic people; on real "
                                      "photos its refinement measured worse than the analytic warp (masked SSIM "
                                      "0.826 vs 0.861 on video pairs, `eval align`), and so did the sampled "
-                                     "result from it (0.843 vs 0.847): use 0 there, or the Person Layer Warp + "
+                                     "result from it (0.862 vs 0.876): use 0 there, or the Person Layer Warp + "
                                      "SD photo workflow."),
                 io.Int.Input("person_index", default=0, min=0, max=63,
                              tooltip="Which person of each frame to use when a frame holds several."),

@@ -105,7 +105,8 @@ WORKFLOWS: dict[str, tuple[str, dict]] = {
         "Pose retargeting: the person in a photo (Detect Pose) is given a driving motion (here a synthetic "
         "person's pose sequence; use DWPose/OpenPose frames of a video). Pose Retarget redraws every driving frame "
         "with the photo person's proportions, Pose Sequence Clean removes jitter, swaps and gaps, and the result "
-        "is rendered and fed to RecurrentPoseAlign as a batch of target poses for the demo model.",
+        "is rendered and fed to RecurrentPoseAlign as a batch of target poses for the demo model (iterations 0: "
+        "on photos the analytic limb warp, and the result sampled from it, measure better than the refinement).",
         {
             "1": {"class_type": "LoadImage", "inputs": {"image": "example.png"}},
             "2": {"class_type": "RePoseDetectPose",
@@ -123,7 +124,7 @@ WORKFLOWS: dict[str, tuple[str, dict]] = {
             "7": {"class_type": "LoadRePoseModel", "inputs": {"model_name": "reposedm_demo (shipped)"}},
             "8": {"class_type": "RecurrentPoseAlign",
                   "inputs": {"model": ["7", 0], "source_image": ["1", 0], "source_pose": ["2", 0],
-                             "target_pose": ["5", 0], "iterations": 3, "person_index": 0, "warm_start": True}},
+                             "target_pose": ["5", 0], "iterations": 0, "person_index": 0, "warm_start": True}},
             "9": {"class_type": "RePoseSampler",
                   "inputs": {"model": ["7", 0], "alignment": ["8", 0], "seed": 0, "steps": 10, "cfg": DEFAULT_CFG,
                              "scheduler": DEFAULT_SCHEDULER, "shared_noise": True,
