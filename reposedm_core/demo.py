@@ -71,9 +71,10 @@ def main(argv: list[str] | None = None) -> Path:
     cols = [pairs["source_image"], render_skeleton(tk, 256, 176), torch.cat(warped), torch.cat(results),
             pairs["target_image"]]
     save_grid(torch.stack(cols, 1).flatten(0, 1), args.out, ncol=len(cols))
-    log.info("%d pose transfers, %d steps (%s), cfg %.1f, denoise %g: median %.2f s per image (%s threads); "
-             "total %.1f s", args.pairs, args.steps, args.scheduler, args.cfg, args.denoise, statistics.median(seconds),
-             torch.get_num_threads(), time.perf_counter() - t0)
+    log.info("%d pose transfers, %d steps (%s), cfg %.1f, denoise %g, temperature %g above t = %d: median %.2f s "
+             "per image (%s threads); total %.1f s", args.pairs, args.steps, args.scheduler, args.cfg, args.denoise,
+             args.temperature, args.temperature_stop_t, statistics.median(seconds), torch.get_num_threads(),
+             time.perf_counter() - t0)
     log.info("columns: source | target pose | warped source | result | ground truth")
     log.info("wrote %s", args.out.resolve())
     return args.out
