@@ -18,7 +18,7 @@ import torch
 
 from .data.synthetic import SyntheticWorld
 from .pose import frames_from_tensor, load_pose_keypoint, render_skeleton, to_pose_keypoint
-from .sampling import add_sampler_arguments
+from .sampling import add_sampler_arguments, sampler_options
 from .utils.images import save_grid
 
 log = logging.getLogger("reposedm.demo")
@@ -62,10 +62,7 @@ def main(argv: list[str] | None = None) -> Path:
     for i in range(args.pairs):  # one image at a time: the figure users get per image
         start = time.perf_counter()
         alignment = model.align(pairs["source_image"][i:i + 1], sk[i:i + 1], tk[i:i + 1])
-        results.append(model.sample(alignment, steps=args.steps, cfg=args.cfg, seed=args.seed,
-                                    scheduler=args.scheduler, denoise=args.denoise,
-                                    temperature=args.temperature,
-                                    temperature_stop_t=args.temperature_stop_t))
+        results.append(model.sample(alignment, seed=args.seed, **sampler_options(args)))
         seconds.append(time.perf_counter() - start)
         warped.append(alignment.warped)
     cols = [pairs["source_image"], render_skeleton(tk, 256, 176), torch.cat(warped), torch.cat(results),

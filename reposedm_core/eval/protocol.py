@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ..data.anchors import LAYOUTS, AnchorPairs, load_image, person_mask
-from ..sampling import add_sampler_arguments
+from ..sampling import add_sampler_arguments, sampler_options
 from .metrics import markdown_table
 
 log = logging.getLogger("reposedm.eval.protocol")
@@ -85,9 +85,7 @@ def generate(args: argparse.Namespace) -> int:
         dev = {key: v.to(device) for key, v in batch.items() if isinstance(v, torch.Tensor)}
         alignment = model.align(dev["source_image"], dev["source_keypoints"], dev["target_keypoints"])
         # one seed per pair (from its index): sharding and batching do not change any image
-        images = model.sample(alignment, steps=args.steps, cfg=args.cfg, seed=[args.seed + i for i in idx],
-                              scheduler=args.scheduler, denoise=args.denoise,
-                              temperature=args.temperature, temperature_stop_t=args.temperature_stop_t)
+        images = model.sample(alignment, seed=[args.seed + i for i in idx], **sampler_options(args))
         for i, image in zip(idx, images):
             save_png(image.cpu(), out / output_name(test.names(i)))   # <name>.tmp, then renamed: atomic
         log.info("rank %d: %d/%d (%.1f s/pair)", rank, min(k + args.batch, len(todo)), len(todo),

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from ..data.synthetic import SyntheticWorld
-from ..sampling import add_sampler_arguments
+from ..sampling import add_sampler_arguments, sampler_options
 from .metrics import markdown_table
 
 log = logging.getLogger("reposedm.eval.transfer")
@@ -76,18 +76,18 @@ def load_reader(name: str):
 def generate(model, pairs: dict, iterations: int | None, args, guidance=None, scheduler: str | None = None,
              cfg: float | None = None) -> tuple[torch.Tensor, float]:
     """Results ``[N, 3, H, W]`` for all pairs (batched), and seconds per image."""
-    scheduler = args.scheduler if scheduler is None else scheduler
-    cfg = args.cfg if cfg is None else cfg
+    options = sampler_options(args)
+    if scheduler is not None:
+        options["scheduler"] = scheduler
+    if cfg is not None:
+        options["cfg"] = cfg
     out, t0 = [], time.perf_counter()
     n = len(pairs["source_image"])
     for i in range(0, n, args.batch):
         sl = slice(i, i + args.batch)
         a = model.align(pairs["source_image"][sl], pairs["source_keypoints"][sl], pairs["target_keypoints"][sl],
                         iterations=iterations)
-        out.append(model.sample(a, steps=args.steps, cfg=cfg, seed=args.seed + i, scheduler=scheduler,
-                                denoise=args.denoise, temperature=args.temperature,
-                                temperature_stop_t=args.temperature_stop_t,
-                                guidance=guidance))
+        out.append(model.sample(a, seed=args.seed + i, guidance=guidance, **options))
     return torch.cat(out), (time.perf_counter() - t0) / n
 
 

@@ -73,6 +73,12 @@ def add_sampler_arguments(parser) -> None:
                              "scheduler's own noise (0 = the temperature on every step)")
 
 
+def sampler_options(args) -> dict[str, Any]:
+    """The keyword arguments of ``RePoseModel.sample`` that ``add_sampler_arguments`` declared, read from ``args``."""
+    return {"steps": args.steps, "cfg": args.cfg, "scheduler": args.scheduler, "denoise": args.denoise,
+            "temperature": args.temperature, "temperature_stop_t": args.temperature_stop_t}
+
+
 Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 X0Hook = Callable[[torch.Tensor, int, torch.Tensor], torch.Tensor]
 
