@@ -235,8 +235,9 @@ def run(args: argparse.Namespace) -> None:
         return [name, m["ssim"], m["l1"], m["box_ssim"], m["hf_ratio"], fid, m["kp_error"], m["pck"], m["missed"],
                 m["field"], seconds]
 
-    warped = {name: warp_previews(model, pairs) for name, model in models.items()}
-    for name in models:
+    # A no-alignment ablation (use_alignment=false) has no warp: its "preview" is a zero image, so no row.
+    warped = {name: warp_previews(model, pairs) for name, model in models.items() if model.config.use_alignment}
+    for name in warped:
         rows.append(row(f"{name}: warp preview", warped[name], 0.0))
         log.info("%s", rows[-1])
     for sc, c in grid_rows:
@@ -257,9 +258,9 @@ def run(args: argparse.Namespace) -> None:
         curve_rows = []
         for name, model in models.items():
             curve = x0_curve(model, pairs, ts, args.seed)
-            warp_ssim = image_metrics(warped[name], truth)["ssim"]
+            warp_ssim = image_metrics(warped[name], truth)["ssim"] if name in warped else "no warp"
             curve_rows.append([name] + [curve[t] for t in ts] + [warp_ssim])
-            log.info("x0 curve %s: %s (warp %.3f)", name, curve, warp_ssim)
+            log.info("x0 curve %s: %s (warp %s)", name, curve, warp_ssim)
         table += "\nOne-step x0 estimate SSIM vs t (x_t from the ground truth, conditional branch):\n\n" + \
             markdown_table(["model"] + [f"t={t}" for t in ts] + ["warp preview"], curve_rows)
     graded = (f"Poses read by the {args.reader} reader; guided rows steered by the {args.guide_reader} reader"

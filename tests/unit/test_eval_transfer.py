@@ -40,6 +40,30 @@ def test_transfer_report_has_the_warp_row_grid_rows_and_x0_curve(tmp_path):
     assert re.search(r"\| model \| t=100 \| t=300 \| t=500 \| t=700 \| t=900 \| warp preview \|", report)
 
 
+
+def test_a_no_alignment_ablation_gets_no_warp_preview_row(tmp_path):
+    """The ablation (use_alignment=false) has no warp -- its preview would be a zero image scored as a warp."""
+    import dataclasses
+
+    from reposedm_core.eval.__main__ import main
+    from reposedm_core.models import RePoseModel
+    from reposedm_core.models.io import save_model
+
+    from harness.tiny_models import TINY
+
+    full = write_tiny_repose(tmp_path / "full.safetensors")
+    torch.manual_seed(0)
+    ablation = save_model(RePoseModel(dataclasses.replace(TINY, use_alignment=False)), tmp_path / "noalign.safetensors",
+                          extra={"tiny": True}, dtype=torch.float32)
+    out = tmp_path / "report.md"
+    main(["transfer", "--model", f"full={full}", "--model", f"noalign={ablation}", "--pairs", "2", "--steps", "2",
+          "--batch", "2", "--no-fid", "--x0-curve", "--reader", "small", "--split", "val", "--out", str(out)])
+    report = out.read_text()
+    rows = _rows(report)
+    assert "full: warp preview" in rows and "noalign: warp preview" not in rows, sorted(rows)
+    assert re.search(r"\| noalign \| [^\n]*\| no warp \|", report)   # the x0 table's warp column
+    assert re.search(r"\| full \| ([0-9.]+ \| ){5}[0-9.]+ \|", report)
+
 def test_high_frequency_energy_sees_speckle_and_blur():
     from reposedm_core.eval.transfer import high_frequency_energy
 
