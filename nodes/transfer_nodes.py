@@ -7,6 +7,7 @@ import os
 import torch
 from comfy_api.latest import io
 
+from ..reposedm_core.models import PHOTO_ITERATIONS
 from ..reposedm_core.models.frame import Letterbox
 from ..reposedm_core.pose import load_pose_keypoint, render_skeleton
 from ..reposedm_core.sampling import (DEFAULT_CFG, DEFAULT_DENOISE, DEFAULT_SCHEDULER, DEFAULT_STEPS,
@@ -118,13 +119,14 @@ class RecurrentPoseAlign(io.ComfyNode):
                                                            "DWPose/OpenPose on the source image)."),
                 PoseKeypoint.Input("target_pose", tooltip="The pose(s) to render; a batch of frames renders a "
                                                            "sequence. Canvases of another size are letterboxed."),
-                io.Int.Input("iterations", default=3, min=0, max=16,
-                             tooltip="Recurrent refinement steps per scale; 0 = the analytic limb warp alone. The "
-                                     "demo model's sampler needs its refinement (3) on synthetic people; on real "
-                                     "photos its refinement measured worse than the analytic warp (masked SSIM "
-                                     "0.826 vs 0.861 on video pairs, `eval align`), and so did the sampled "
-                                     "result from it (0.862 vs 0.876): use 0 there, or the Person Layer Warp + "
-                                     "SD photo workflow."),
+                io.Int.Input("iterations", default=PHOTO_ITERATIONS, min=0, max=16,
+                             tooltip="Recurrent refinement steps per scale; 0 (the default) = the analytic limb "
+                                     "warp alone. On real photos the demo model's refinement measured worse than "
+                                     "the analytic warp (masked SSIM 0.826 vs 0.861 on video pairs, `eval "
+                                     "align`), and so did the sampled result from it (0.862 vs 0.876), hence the "
+                                     "default. For synthetic people (the demo workflows) set 3, the refinement "
+                                     "the demo model was trained with: its sampler needs it there (result SSIM "
+                                     "0.788 vs 0.660). For photos, also see the Person Layer Warp + SD workflow."),
                 io.Int.Input("person_index", default=0, min=0, max=63,
                              tooltip="Which person of each frame to use when a frame holds several."),
                 io.Boolean.Input("warm_start", default=True,

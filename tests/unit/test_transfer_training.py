@@ -288,3 +288,24 @@ def test_eval_align_scores_and_shows_the_sampled_result_on_real_video_pairs(tmp_
     how = ", denoise 0.3, temperature 0.5"
     assert all(n.format(how) in low for n in names), low
     assert [low[n.format(how)] for n in names] != [rows[n.format("")] for n in names], (low, rows)
+
+
+def test_the_nodes_default_iterations_measure_better_on_real_photos_than_the_refinement(tmp_path):
+    """Recurrent Pose Align defaults to ``PHOTO_ITERATIONS`` (the analytic warp) because on real photos it beats
+    the demo model's refinement (issue 13: "default to what measures better"); if a shipped model's refinement ever
+    wins on photos, this fails and the default must change back. 12 sports2d pairs: 0.880 vs 0.841 in stop 29."""
+    import re
+
+    from reposedm_core.eval.__main__ import main
+    from reposedm_core.models import PHOTO_ITERATIONS, load_model
+    from harness.photos import PHOTOS, _missing
+
+    if not (PHOTOS / "demo.mp4").is_file():
+        _missing(str(PHOTOS / "demo.mp4"))
+    assert PHOTO_ITERATIONS == 0 and load_model().config.iterations > 0   # the eval's two rows are these two
+    out = tmp_path / "align.md"
+    main(["align", "--video", str(PHOTOS / "demo.mp4"), "--model", "shipped=shipped", "--stride", "12", "--gap", "12",
+          "--max-pairs", "12", "--out", str(out)])
+    ssim = {name: float(v) for name, v in re.findall(r"^\| (.+?) \| ([0-9.]+) \| [0-9.]+ \|$", out.read_text(), re.M)}
+    analytic, refined = ssim["shipped: iterations=0 (analytic flow)"], ssim["shipped: default (3 iterations)"]
+    assert analytic > refined + 0.01, ssim
