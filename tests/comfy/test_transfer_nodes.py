@@ -103,7 +103,6 @@ def test_temperature_input_reaches_the_ddpm_sampler(comfy, tiny_model):
     assert np.array_equal(run(0.2, "ddim"), run(1.0, "ddim"))
 
 
-
 def test_recurrent_pose_align_defaults_to_the_analytic_warp_for_photos(comfy):
     """A new Recurrent Pose Align node starts at iterations 0 -- what measures better on real photos (see
     test_the_nodes_default_iterations_measure_better_on_real_photos_than_the_refinement) -- and its tooltip says
@@ -118,6 +117,7 @@ def test_recurrent_pose_align_defaults_to_the_analytic_warp_for_photos(comfy):
     for name in ("Pose transfer with the demo model.json", "Pose transfer with pose field guidance.json"):
         nodes = [n for n in json.loads((root / name).read_text())["nodes"] if n["type"] == "RecurrentPoseAlign"]
         assert nodes and all(n["widgets_values"][0] == 3 for n in nodes), (name, nodes)
+
 
 @pytest.mark.parametrize("change, message", [
     ({"2": {"class_type": "RePoseLoadPoseJSON", "inputs": {

@@ -2,6 +2,7 @@
 shipped demo model measured with the same code."""
 from __future__ import annotations
 
+import argparse
 import re
 
 import pytest
@@ -40,7 +41,6 @@ def test_transfer_report_has_the_warp_row_grid_rows_and_x0_curve(tmp_path):
     assert re.search(r"\| model \| t=100 \| t=300 \| t=500 \| t=700 \| t=900 \| warp preview \|", report)
 
 
-
 def test_a_no_alignment_ablation_gets_no_warp_preview_row(tmp_path):
     """The ablation (use_alignment=false) has no warp -- its preview would be a zero image scored as a warp."""
     import dataclasses
@@ -64,6 +64,7 @@ def test_a_no_alignment_ablation_gets_no_warp_preview_row(tmp_path):
     assert re.search(r"\| noalign \| [^\n]*\| no warp \|", report)   # the x0 table's warp column
     assert re.search(r"\| full \| ([0-9.]+ \| ){5}[0-9.]+ \|", report)
 
+
 def test_high_frequency_energy_sees_speckle_and_blur():
     from reposedm_core.eval.transfer import high_frequency_energy
 
@@ -85,19 +86,18 @@ def test_shipped_demo_model_quality_floors():
     offset dropped, 0.15 below (0.586)."""
     from reposedm_core.eval.transfer import generate, image_metrics, warp_previews
     from reposedm_core.models import load_model
-    from reposedm_core.sampling import (DEFAULT_CFG, DEFAULT_DENOISE, DEFAULT_SCHEDULER, DEFAULT_TEMPERATURE,
-                                        DEFAULT_TEMPERATURE_STOP_T)
+    from reposedm_core.sampling import add_sampler_arguments
 
     model = load_model()
     pairs = SyntheticWorld("test", height=model.config.height, width=model.config.width,
                            prior="natural").pairs(list(range(8)))
     warp = image_metrics(warp_previews(model, pairs), pairs["target_image"])["ssim"]
 
-    class Args:
-        batch, steps, cfg, seed, scheduler, denoise = 8, 10, DEFAULT_CFG, 0, DEFAULT_SCHEDULER, DEFAULT_DENOISE
-        temperature, temperature_stop_t = DEFAULT_TEMPERATURE, DEFAULT_TEMPERATURE_STOP_T
-
-    images, _ = generate(model, pairs, None, Args())
+    parser = argparse.ArgumentParser()
+    add_sampler_arguments(parser)            # every sampler default, as the command-line tools get them
+    args = parser.parse_args(["--steps", "10"])
+    args.batch, args.seed = 8, 0
+    images, _ = generate(model, pairs, None, args)
     result = image_metrics(images, pairs["target_image"], pairs["target_mask"])
     assert warp > 0.68, warp
     assert result["ssim"] > warp, (result, warp)
