@@ -52,8 +52,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="outputs/align_real.md")
 
 
-def read_frames(video: str | Path, stride: int) -> tuple[list[int], torch.Tensor]:
-    """Every ``stride``-th frame of a video as ``[N, 3, H, W]`` float 0..1 (PyAV)."""
+def read_frames(video: str | Path, stride: int, offset: int = 0) -> tuple[list[int], torch.Tensor]:
+    """Every ``stride``-th frame of a video from frame ``offset`` on, as ``[N, 3, H, W]`` float 0..1 (PyAV)."""
     try:
         import av
     except ImportError as e:
@@ -65,7 +65,7 @@ def read_frames(video: str | Path, stride: int) -> tuple[list[int], torch.Tensor
     idx, frames = [], []
     with av.open(str(path)) as container:
         for i, frame in enumerate(container.decode(video=0)):
-            if i % stride == 0:
+            if i >= offset and (i - offset) % stride == 0:
                 idx.append(i)
                 frames.append(torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1).float() / 255)
     return idx, torch.stack(frames)
@@ -154,6 +154,32 @@ def tracks(frame_index: list[int], people: list, step: float = 0.35, tolerance: 
     return ids
 
 
+def photo_pairs(video: str | Path, height: int, width: int, stride: int = 6, gap: int = 12, max_pairs: int = 120,
+                offset: int = 0) -> dict:
+    """Same-person pairs of a video's frames, each cropped around its person to ``height x width``.
+
+    Frames ``stride`` apart from ``offset`` on (:func:`read_frames`), usable as :func:`read_people` says; pairs
+    ``gap`` or more frames apart on one track (:func:`tracks`), at most ``max_pairs`` spread evenly over all.
+    Returns ``source`` / ``target`` ``[N, 3, H, W]``, ``source_pose`` / ``target_pose`` ``[N, 18, 3]`` (crop
+    pixels), ``mask`` ``[N, 1, H, W]`` (the target person's) and ``usable`` (the count of usable frames).
+    """
+    idx, frames = read_frames(video, stride, offset)
+    people = read_people(frames, height, width)
+    usable = [k for k, p in enumerate(people) if p is not None]
+    track = tracks(idx, people)
+    pairs = [(a, b) for a in usable for b in usable if abs(idx[a] - idx[b]) >= gap and track[a] == track[b]]
+    if len(pairs) > max_pairs:  # evenly spread over all pairs
+        pairs = [pairs[round(k * (len(pairs) - 1) / (max_pairs - 1))] for k in range(max_pairs)]
+    if not pairs:
+        raise SystemExit(f"no usable frame pairs in {video} (usable frames: {len(usable)})")
+
+    def pick(key: str, side: int) -> torch.Tensor:
+        return torch.stack([people[pair[side]][key] for pair in pairs])
+
+    return {"source": pick("image", 0), "target": pick("image", 1), "source_pose": pick("pose", 0),
+            "target_pose": pick("pose", 1), "mask": pick("mask", 1), "usable": len(usable)}
+
+
 def similarity_warp_flow(source: torch.Tensor, target: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """The classical baseline: per-limb similarity transforms with a hard nearest-bone assignment."""
     from ..models.flow import limb_flow
@@ -179,20 +205,8 @@ def run(args: argparse.Namespace) -> None:
         models[name] = load_model(None if path in ("", "shipped") else path)
     first = next(iter(models.values()))
     h, w = first.config.height, first.config.width
-    idx, frames = read_frames(args.video, args.stride)
-    people = read_people(frames, h, w)
-    usable = [k for k, p in enumerate(people) if p is not None]
-    track = tracks(idx, people)
-    pairs = [(a, b) for a in usable for b in usable if abs(idx[a] - idx[b]) >= args.gap and track[a] == track[b]]
-    if len(pairs) > args.max_pairs:  # evenly spread over all pairs
-        pairs = [pairs[round(k * (len(pairs) - 1) / (args.max_pairs - 1))] for k in range(args.max_pairs)]
-    if not pairs:
-        raise SystemExit(f"no usable frame pairs in {args.video} (usable frames: {len(usable)})")
-    src = torch.stack([people[a]["image"] for a, _ in pairs])
-    tgt = torch.stack([people[b]["image"] for _, b in pairs])
-    sp = torch.stack([people[a]["pose"] for a, _ in pairs])
-    tp = torch.stack([people[b]["pose"] for _, b in pairs])
-    masks = torch.stack([people[b]["mask"] for _, b in pairs])
+    data = photo_pairs(args.video, h, w, args.stride, args.gap, args.max_pairs)
+    src, tgt, sp, tp, masks = (data[k] for k in ("source", "target", "source_pose", "target_pose", "mask"))
     rows = []
     base = warp(src * 2 - 1, similarity_warp_flow(sp, tp, h, w))
     m = masked_scores((base.clamp(-1, 1) + 1) / 2, tgt, masks)
@@ -231,7 +245,7 @@ def run(args: argparse.Namespace) -> None:
         log.info("wrote %s (columns: source | target frame | per model: warp%s)", args.save,
                  " | result" if args.results else "")
     table = markdown_table(["alignment", "masked SSIM", "masked L1"], rows)
-    report = (f"# Alignment on real photos\n\n{Path(args.video).name}: {len(pairs)} same-person pairs from "
-              f"{len(usable)} usable frames (every {args.stride}th, >= {args.gap} frames apart), {h}x{w} crops; "
+    report = (f"# Alignment on real photos\n\n{Path(args.video).name}: {len(src)} same-person pairs from "
+              f"{data['usable']} usable frames (every {args.stride}th, >= {args.gap} frames apart), {h}x{w} crops; "
               f"poses and target body masks read by BlazePose.\n\n{table}\n")
     write_report(args.out, report, log)

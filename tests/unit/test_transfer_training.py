@@ -251,6 +251,20 @@ def test_real_video_tracks_split_people_and_crops_map_poses():
     assert out[0, y, x] > 0.5 and out[0].sum() < 12
 
 
+def test_real_video_frames_from_an_offset_are_the_same_frames():
+    """`read_frames(offset=)` (bench_limb_flow's second photo set, no frame shared with eval align's): frame
+    offset + k * stride, decoded as the same picture as any other read of that frame."""
+    from reposedm_core.eval.align_real import read_frames
+    from harness.photos import PHOTOS, _missing
+
+    if not (PHOTOS / "demo.mp4").is_file():
+        _missing(str(PHOTOS / "demo.mp4"))
+    idx, frames = read_frames(PHOTOS / "demo.mp4", 50, offset=3)
+    assert idx[:3] == [3, 53, 103] and len(frames) == len(idx)
+    other_idx, other = read_frames(PHOTOS / "demo.mp4", 53)
+    assert other_idx[1] == 53 and torch.equal(frames[1], other[1])
+
+
 def test_eval_align_scores_and_shows_the_sampled_result_on_real_video_pairs(tmp_path):
     """`eval align --results --save` on a few real sports2d pairs: rows for the model's sampled image (from its
     default alignment and from iterations=0) next to the warps, every score a number in range, and a sheet of
