@@ -122,11 +122,11 @@ class RecurrentPoseAlign(io.ComfyNode):
                 io.Int.Input("iterations", default=PHOTO_ITERATIONS, min=0, max=16,
                              tooltip="Recurrent refinement steps per scale; 0 (the default) = the analytic limb "
                                      "warp alone. On real photos the demo model's refinement measured worse than "
-                                     "the analytic warp (masked SSIM 0.825 vs 0.861 on video pairs, `eval "
-                                     "align`), and so did the sampled result from it (0.863 vs 0.879), hence the "
+                                     "the analytic warp (masked SSIM 0.827 vs 0.861 on video pairs, `eval "
+                                     "align`), and so did the sampled result from it (0.865 vs 0.879), hence the "
                                      "default. For synthetic people (the demo workflows) set 3, the refinement "
                                      "the demo model was trained with: its sampler needs it there (result SSIM "
-                                     "0.790 vs 0.670). For photos, also see the Person Layer Warp + SD workflow."),
+                                     "0.795 vs 0.670). For photos, also see the Person Layer Warp + SD workflow."),
                 io.Int.Input("person_index", default=0, min=0, max=63,
                              tooltip="Which person of each frame to use when a frame holds several."),
                 io.Boolean.Input("warm_start", default=True,

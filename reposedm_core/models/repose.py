@@ -27,10 +27,10 @@ MIN_JOINTS = 4  # a pose with fewer confident joints cannot drive the alignment
 # The refinement iterations Recurrent Pose Align uses unless told otherwise: 0, the analytic limb warp alone. Real
 # users bring photos, and on real photos the demo model's learned refinement measures worse than the analytic
 # warp it starts from (`python -m reposedm_core.eval align --model shipped=shipped --results`, 56 same-person
-# sports2d pairs, masked SSIM: warp 0.825 refined vs 0.861 analytic; the sampled result from each 0.863 vs 0.879),
+# sports2d pairs, masked SSIM: warp 0.827 refined vs 0.861 analytic; the sampled result from each 0.865 vs 0.879),
 # so the node defaults to what measures better there (issue 13). The model's own ``config.iterations`` (3 for the
 # demo model) stays the library's default: on synthetic people its sampler needs the refinement (test result SSIM
-# 0.790 vs 0.670), and the demo workflows set 3.
+# 0.795 vs 0.670), and the demo workflows set 3.
 PHOTO_ITERATIONS = 0
 
 

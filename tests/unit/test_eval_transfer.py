@@ -77,13 +77,13 @@ def test_high_frequency_energy_sees_speckle_and_blur():
 
 def test_shipped_demo_model_quality_floors():
     """Measured with this code on the shipped model (8 test pairs, 10 steps of the default sampler, ddpm at cfg 1,
-    temperature 0.5 above t = 300): warp preview SSIM 0.746, result 0.773 (48 pairs / 20 steps: 0.762 / 0.790; the
-    model shipped in stops 26-28 0.744 / 0.765 here, at temperature 1 0.747, and 0.758 / 0.788 there, at
-    temperature 1 0.768; the model before it, at temperature 1, 0.742 / 0.744 here, 0.756 / 0.764 there). The
-    result beats its own warp (by 0.027 here; at temperature 1 it was only held
-    within 0.05 of it) -- an older demo model (v prediction of the whole image) fell 0.10 below it with this
-    sampler (0.623 vs 0.727) and 0.16 with its own (dpmpp_2m, cfg 2), the model shipped before it, with its warp
-    offset dropped, 0.15 below (0.586)."""
+    temperature 0.5 above t = 300): warp preview SSIM 0.747, result 0.776 (48 pairs / 20 steps: 0.763 / 0.795; the
+    model shipped in stop 29 0.746 / 0.773 here, 0.762 / 0.790 there; the one shipped in stops 26-28 0.744 / 0.765
+    here, at temperature 1 0.747, and 0.758 / 0.788 there, at temperature 1 0.768; the model before it, at
+    temperature 1, 0.742 / 0.744 here, 0.756 / 0.764 there). The result beats its own warp (by 0.029 here; at
+    temperature 1 it was only held within 0.05 of it) -- an older demo model (v prediction of the whole image) fell
+    0.10 below it with this sampler (0.623 vs 0.727) and 0.16 with its own (dpmpp_2m, cfg 2), the model shipped
+    before it, with its warp offset dropped, 0.15 below (0.586)."""
     from reposedm_core.eval.transfer import generate, image_metrics, warp_previews
     from reposedm_core.models import load_model
     from reposedm_core.sampling import add_sampler_arguments

@@ -307,7 +307,8 @@ def test_eval_align_scores_and_shows_the_sampled_result_on_real_video_pairs(tmp_
 def test_the_nodes_default_iterations_measure_better_on_real_photos_than_the_refinement(tmp_path):
     """Recurrent Pose Align defaults to ``PHOTO_ITERATIONS`` (the analytic warp) because on real photos it beats
     the demo model's refinement (issue 13: "default to what measures better"); if a shipped model's refinement ever
-    wins on photos, this fails and the default must change back. 12 sports2d pairs: 0.880 vs 0.840 with the stop-29 model."""
+    wins on photos, this fails and the default must change back. 12 sports2d pairs: 0.880 vs 0.840 with the stop-29
+    and the stop-30 model."""
     import re
 
     from reposedm_core.eval.__main__ import main
