@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 
-from reposedm_core.field import load_pose_field
-from reposedm_core.field import api
-from reposedm_core.field import data as D
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from reposedm_core.field import load_pose_field  # noqa: E402
+from reposedm_core.field import api  # noqa: E402
+from reposedm_core.field import data as D  # noqa: E402
 
 
 def main() -> None:

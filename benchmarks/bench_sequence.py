@@ -11,12 +11,16 @@ the result's change over the ground truth's.
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 import torch
 
-from reposedm_core.data.synthetic import render_people
-from reposedm_core.models import load_model
-from reposedm_core.utils.images import save_grid
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from reposedm_core.data.synthetic import render_people  # noqa: E402
+from reposedm_core.models import load_model  # noqa: E402
+from reposedm_core.utils.images import save_grid  # noqa: E402
 
 
 def sequence(identity: int, pose_a: int, pose_b: int, frames: int, height: int, width: int) -> dict:

@@ -13,15 +13,19 @@ from __future__ import annotations
 import argparse
 import contextlib
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 
-from reposedm_core.models import RePoseModel
-from reposedm_core.sampling.sampler import make_scheduler, sample
-from reposedm_core.train.config import load_config
-from reposedm_core.train.data import make_source
-from reposedm_core.train.transfer import TrainingStep, draws
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from reposedm_core.models import RePoseModel  # noqa: E402
+from reposedm_core.sampling.sampler import make_scheduler, sample  # noqa: E402
+from reposedm_core.train.config import load_config  # noqa: E402
+from reposedm_core.train.data import make_source  # noqa: E402
+from reposedm_core.train.transfer import TrainingStep, draws  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:

@@ -18,11 +18,12 @@ from pathlib import Path
 
 import torch
 
-from reposedm_core.data.synthetic import SyntheticWorld
-from reposedm_core.models import load_model
-from reposedm_core.sampling import DEFAULT_CFG, DEFAULT_DENOISE, DEFAULT_SCHEDULER
-
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from reposedm_core.data.synthetic import SyntheticWorld  # noqa: E402
+from reposedm_core.models import load_model  # noqa: E402
+from reposedm_core.sampling import DEFAULT_CFG, DEFAULT_DENOISE, DEFAULT_SCHEDULER  # noqa: E402
 
 
 def timed(fn, repeats: int) -> float:
