@@ -28,15 +28,17 @@ sys.path.insert(0, str(REPO))
 log = logging.getLogger("bench_limb_flow")
 ASSIGN = (0.01, 0.03, 0.08, 0.12)
 BODY = (0.3, 1.0, 10.0)
+NAMED = {(0.08, 0.3): " (iterations=0: the shipped widths)", (0.01, 10.0): " (the per-limb similarity warp)"}
 
 
 def _warp(data: dict, h: int, w: int, assign: float, body: float) -> torch.Tensor:
-    from reposedm_core.models.alignment import _to_frame
-    from reposedm_core.models.flow import limb_flow, resize_flow, warp
+    """The source warped as Recurrent Pose Align warps it at iterations=0: the analytic flow at half the frame (the
+    texture encoder's 1/2 scale), resized to the frame."""
+    from reposedm_core.models.alignment import analytic_flow
+    from reposedm_core.models.flow import resize_flow, warp
 
-    h2, w2 = h // 2, w // 2
-    flow = limb_flow(_to_frame(data["source_pose"], h, w, h2, w2), _to_frame(data["target_pose"], h, w, h2, w2),
-                     h2, w2, assign_scale=assign, body_scale=body)
+    flow = analytic_flow(data["source_pose"], data["target_pose"], (h, w), (h // 2, w // 2),
+                         assign_scale=assign, body_scale=body)
     return (warp(data["source"] * 2 - 1, resize_flow(flow, h, w)) + 1) / 2
 
 
@@ -67,9 +69,7 @@ def main(argv=None) -> None:
     rows = []
     for assign in ASSIGN:
         for body in BODY:
-            name = {(0.08, 0.3): " (iterations=0: the shipped widths)",
-                    (0.01, 10.0): " (the per-limb similarity warp)"}.get((assign, body), "")
-            rows.append([f"{assign:g} / {body:g}{name}"] + [  # 4 decimals: the rows differ in the third
+            rows.append([f"{assign:g} / {body:g}{NAMED.get((assign, body), '')}"] + [  # 4 decimals: the rows differ in the third
                 f"{ssim_skimage(_warp(d, h, w, assign, body), d['target'], d['mask']):.4f}" for d in sets.values()])
             log.info("%s", rows[-1])
     counts = ", ".join(f"{name} {len(d['source'])}" for name, d in sets.items())

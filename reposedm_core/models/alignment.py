@@ -149,9 +149,7 @@ class RecurrentPoseAlignment(nn.Module):
         p4_s = self.pose4(pose_maps(source_pose, h4, w4, (h, w)))
         p8_t, p8_s = self.pose8(p4_t), self.pose8(p4_s)
         # The analytic flow at 1/2 of the frame keeps the limbs' detail; the GRUs add smooth residuals.
-        # in fp32: its distance sentinels (1e12) overflow fp16
-        analytic = limb_flow(_to_frame(source_pose.float(), h, w, h2, w2), _to_frame(target_pose.float(), h, w, h2, w2),
-                             h2, w2).to(source.dtype)
+        analytic = analytic_flow(source_pose, target_pose, (h, w), (h2, w2)).to(source.dtype)
         iterates: list = []
         r8, _ = self._refine(self.update["8"], feats[3], p8_t, p8_s, resize_flow(analytic, h8, w8), k,
                              analytic, torch.zeros_like(analytic), iterates, None if init is None else init[0])
@@ -169,6 +167,16 @@ class RecurrentPoseAlignment(nn.Module):
         return Alignment(features=aligned, tokens=feats[3].flatten(2).transpose(1, 2), mask=masks[0], flow=flows[0],
                          warped=warp(source, flows[0]), target_maps=pose_maps(target_pose, h, w, (h, w)),
                          iterates=iterates, residuals=(r8, r4))
+
+
+def analytic_flow(source_pose: torch.Tensor, target_pose: torch.Tensor, frame: tuple[int, int],
+                  size: tuple[int, int], **widths: float) -> torch.Tensor:
+    """The refinement's starting flow: :func:`flow.limb_flow` at ``size`` (h2, w2) for poses in pixels of the
+    ``frame`` (h, w), in fp32 (its distance sentinels, 1e12, overflow fp16). ``widths``: limb_flow's
+    ``assign_scale`` / ``body_scale`` (default: those the model was trained with)."""
+    (h, w), (h2, w2) = frame, size
+    return limb_flow(_to_frame(source_pose.float(), h, w, h2, w2), _to_frame(target_pose.float(), h, w, h2, w2),
+                     h2, w2, **widths)
 
 
 def _to_frame(kp: torch.Tensor, h: int, w: int, h2: int, w2: int) -> torch.Tensor:
